@@ -1,0 +1,1 @@
+"""Receiving Stripe webhook deliveries: signature checks and the HTTP route."""
