@@ -1,0 +1,3 @@
+from revlens.cli import main
+
+main()

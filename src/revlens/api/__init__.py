@@ -1,0 +1,1 @@
+"""The HTTP service: webhook route, admin API, and (later) the query API and dashboard."""

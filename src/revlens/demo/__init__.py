@@ -1,0 +1,1 @@
+"""Demo data: deterministic, realistic Stripe webhook events for `revlens demo`, benchmarks and tests."""

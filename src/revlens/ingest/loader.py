@@ -1,0 +1,400 @@
+"""The loader: durable log records in, deduplicated analytics events in the store, exactly once.
+
+It runs on its own thread, fed by the group committer with records that are already on disk. Each
+step normalizes a batch and writes it in one store transaction together with the log position it
+reached, so after a crash it resumes exactly where the store says it stopped (`catch_up`), and the
+Stripe event id makes any record seen twice (a retry, a concurrent duplicate) count only once.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from revlens import STRIPE_API_VERSION
+from revlens.ingest import log as delivery_log
+from revlens.ingest.log import Entry
+from revlens.normalize import Context, EnvelopeError, Link, RateTable, is_supported, normalize, parse_envelope
+from revlens.normalize.identity import resolve
+from revlens.store.duckdb_store import DuckDBStore, NotFoundError
+from revlens.store.models import COUNTERS, FAILED, PARKED, STORED, Delivery, LoadBatch, LoadResult
+
+logger = logging.getLogger("revlens.loader")
+
+# A step takes whatever is queued, up to this many records, so one commit covers many deliveries.
+MAX_BATCH = 5000
+# How often counters of deliveries that store nothing (ignored, rejected) reach the store when idle.
+COUNTER_FLUSH_SECONDS = 1.0
+# Retry pause after a failed store write (the records stay queued; nothing is dropped).
+RETRY_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What the loader needs about an endpoint: its project and that project's settings."""
+
+    pid: int
+    currency: str
+    timezone: ZoneInfo
+
+
+class Counters:
+    """Per-endpoint tallies of deliveries that leave nothing else in the store (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._deltas: dict[str, dict[str, int]] = {}
+        self._last: dict[str, datetime] = {}
+
+    def bump(self, endpoint_id: str, name: str, when: datetime | None = None) -> None:
+        with self._lock:
+            bucket = self._deltas.setdefault(endpoint_id, {})
+            bucket[name] = bucket.get(name, 0) + 1
+            if when is not None:
+                self._last[endpoint_id] = when
+
+    def seen(self, endpoint_id: str, when: datetime) -> None:
+        with self._lock:
+            self._last[endpoint_id] = when
+
+    def take(self) -> tuple[dict[str, dict[str, int]], dict[str, datetime]]:
+        with self._lock:
+            deltas, last = self._deltas, self._last
+            self._deltas, self._last = {}, {}
+        return deltas, last
+
+    def pending(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {k: dict(v) for k, v in self._deltas.items()}
+
+
+@dataclass
+class _Job:
+    kind: str
+    entries: list[Entry] = field(default_factory=list)
+    future: Future[Any] | None = None
+
+
+def _utc(ms_or_s: int, scale: int) -> datetime:
+    return datetime.fromtimestamp(ms_or_s / scale, UTC).replace(tzinfo=None)
+
+
+class Batcher:
+    """Turns log entries into a LoadBatch: classify, normalize with identity links, deduplicate in-batch.
+
+    Reads the store only for routes, rates and links; the normalization itself stays pure.
+    """
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+        self._routes: dict[str, Route | None] = {}
+        self._rates: RateTable | None = None
+
+    def invalidate(self) -> None:
+        """Forget cached projects, endpoints and rates (after an admin change)."""
+        self._routes.clear()
+        self._rates = None
+
+    def rates(self) -> RateTable:
+        if self._rates is None:
+            self._rates = self.store.rate_table()
+        return self._rates
+
+    def route(self, endpoint_id: str) -> Route | None:
+        if endpoint_id not in self._routes:
+            try:
+                endpoint = self.store.endpoint(endpoint_id)
+                project = self.store.project_by_pid(endpoint.pid)
+                self._routes[endpoint_id] = Route(project.pid, project.currency, ZoneInfo(project.timezone))
+            except NotFoundError:
+                self._routes[endpoint_id] = None
+        return self._routes[endpoint_id]
+
+    def build(self, entries: list[Entry], links: dict[int, dict[str, Link]] | None = None) -> LoadBatch:
+        """Normalize `entries`. `links` (per project) overrides the store's links, for reprocess."""
+        batch = LoadBatch(end=entries[-1].end if entries else 0)
+        parsed: list[tuple[Entry, Route, dict[str, Any] | None, str | None]] = []
+        aliases: dict[int, set[str]] = {}
+        for entry in entries:
+            route = self.route(entry.record.endpoint_id)
+            if route is None:
+                logger.error("log record for unknown endpoint %s skipped", entry.record.endpoint_id)
+                continue
+            try:
+                event = orjson.loads(entry.record.body)
+                parse_envelope(event)
+            except (orjson.JSONDecodeError, EnvelopeError) as exc:
+                parsed.append((entry, route, None, str(exc)))
+                continue
+            parsed.append((entry, route, event, None))
+            obj = event["data"]["object"]
+            aliases.setdefault(route.pid, set()).update(resolve(obj, {}).aliases)
+        known = links if links is not None else {pid: self.store.links(pid, names) for pid, names in aliases.items()}
+        seen: set[tuple[int, str]] = set()
+        rates = self.rates()
+        for entry, route, event, error in parsed:
+            received = _utc(entry.record.received_ms, 1000)
+            if event is None:
+                # Only reachable on reprocess of a record written by an older revlens: keep it visible.
+                batch.deliveries.append(
+                    Delivery(
+                        route.pid,
+                        f"unparseable@{entry.position}",
+                        entry.record.endpoint_id,
+                        "",
+                        None,
+                        None,
+                        FAILED,
+                        entry.position,
+                        received,
+                        None,
+                        error,
+                    )
+                )
+                continue
+            env = parse_envelope(event)
+            key = (route.pid, env.id)
+            if key in seen:
+                batch.repeats[key] = batch.repeats.get(key, 0) + 1
+                continue
+            seen.add(key)
+            delivery = Delivery(
+                route.pid,
+                env.id,
+                entry.record.endpoint_id,
+                env.type,
+                env.api_version,
+                env.account,
+                STORED,
+                entry.position,
+                received,
+                _utc(env.created, 1),
+            )
+            batch.deliveries.append(delivery)
+            if env.api_version != STRIPE_API_VERSION:
+                delivery.status = PARKED
+                delivery.error = f"api_version {env.api_version!r} is not {STRIPE_API_VERSION}"
+                continue
+            if not is_supported(env.type):
+                delivery.status = PARKED
+                delivery.error = f"event type {env.type} is not normalized"
+                continue
+            project_links = known.setdefault(route.pid, {})
+            ctx = Context(route.currency, route.timezone, entry.record.endpoint_id, rates, project_links)
+            try:
+                result = normalize(event, ctx)
+            except Exception as exc:  # a payload shape we did not foresee: keep it, mark it, go on
+                logger.exception("normalizing %s failed", env.id)
+                delivery.status = FAILED
+                delivery.error = f"{type(exc).__name__}: {exc}"
+                continue
+            if result.event is None:
+                continue
+            batch.events.append((route.pid, entry.record.endpoint_id, result.event))
+            for link in result.links:
+                current = project_links.get(link.alias)
+                if current is None or link.rank < current.rank:
+                    project_links[link.alias] = link
+                    batch.links.append((route.pid, link))
+        return batch
+
+
+class Loader:
+    """The loader thread. Feed it with `submit` (durable entries); ask it to `reprocess`."""
+
+    def __init__(self, store: DuckDBStore, log_dir: Path, counters: Counters) -> None:
+        self.store = store
+        self.log_dir = log_dir
+        self.counters = counters
+        self.batcher = Batcher(store)
+        self._queue: queue.Queue[_Job] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.loaded_position = store.log_position()
+        self.last_error: str | None = None
+        self.totals = {"stored": 0, "duplicates": 0, "parked": 0, "failed": 0}
+
+    # -- called from other threads ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="revlens-loader", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._queue.put(_Job("wake"))
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def submit(self, entries: list[Entry]) -> None:
+        self._queue.put(_Job("load", entries))
+
+    def invalidate(self) -> None:
+        self._queue.put(_Job("invalidate"))
+
+    def reprocess(self) -> Future[dict[str, int]]:
+        future: Future[dict[str, int]] = Future()
+        self._queue.put(_Job("reprocess", future=future))
+        return future
+
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    # -- the thread ---------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self._catch_up()
+        while not self._stop.is_set():
+            try:
+                job = self._queue.get(timeout=COUNTER_FLUSH_SECONDS)
+            except queue.Empty:
+                self._flush_counters()
+                continue
+            jobs = [job]
+            size = len(job.entries)
+            while size < MAX_BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                jobs.append(more)
+                size += len(more.entries)
+            entries: list[Entry] = []
+            for item in jobs:
+                if item.kind == "load":
+                    entries.extend(e for e in item.entries if e.position >= self.loaded_position)
+                elif item.kind == "invalidate":
+                    self.batcher.invalidate()
+                elif item.kind == "reprocess" and item.future is not None:
+                    if entries:
+                        self._load(entries)
+                        entries = []
+                    try:
+                        item.future.set_result(self._reprocess())
+                    except Exception as exc:
+                        logger.exception("reprocess failed")
+                        item.future.set_exception(exc)
+            if entries:
+                self._load(entries)
+        self._drain()
+
+    def _drain(self) -> None:
+        """Load what is still queued before stopping, so a clean shutdown leaves no backlog."""
+        entries: list[Entry] = []
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job.kind == "load":
+                entries.extend(e for e in job.entries if e.position >= self.loaded_position)
+        if entries:
+            self._load(entries, retries=3)
+        self._flush_counters()
+
+    def _catch_up(self) -> None:
+        """Load records that reached the log but not the store (a crash between the two)."""
+        chunk: list[Entry] = []
+        for entry in delivery_log.read(self.log_dir, self.loaded_position):
+            chunk.append(entry)
+            if len(chunk) >= MAX_BATCH:
+                self._load(chunk)
+                chunk = []
+        if chunk:
+            self._load(chunk)
+
+    def _load(self, entries: list[Entry], retries: int | None = None) -> LoadResult | None:
+        attempt = 0
+        while True:
+            try:
+                batch = self.batcher.build(entries)
+                batch.end = max(entries[-1].end, self.loaded_position)
+                deltas, last = self.counters.take()
+                batch.counters, batch.last_delivery = deltas, last
+                try:
+                    result = self.store.load(batch)
+                except Exception:
+                    self._restore(deltas, last)
+                    raise
+                self.loaded_position = batch.end
+                self.last_error = None
+                for name in self.totals:
+                    self.totals[name] += getattr(result, name)
+                return result
+            except Exception as exc:
+                attempt += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                logger.exception("loading a batch of %d records failed (attempt %d)", len(entries), attempt)
+                if self._stop.is_set() and (retries is None or attempt >= retries):
+                    return None
+                if retries is not None and attempt >= retries:
+                    return None
+                time.sleep(RETRY_SECONDS)
+
+    def _restore(self, deltas: dict[str, dict[str, int]], last: dict[str, datetime]) -> None:
+        for endpoint_id, bucket in deltas.items():
+            for name, count in bucket.items():
+                for _ in range(count):
+                    self.counters.bump(endpoint_id, name)
+        for endpoint_id, when in last.items():
+            self.counters.seen(endpoint_id, when)
+
+    def _flush_counters(self) -> None:
+        deltas, last = self.counters.take()
+        if not deltas and not last:
+            return
+        batch = LoadBatch(end=self.loaded_position, counters=deltas, last_delivery=last)
+        try:
+            self.store.load(batch)
+        except Exception:
+            logger.exception("flushing counters failed")
+            self._restore(deltas, last)
+
+    def _reprocess(self) -> dict[str, int]:
+        return reprocess(self.store, self.log_dir, self.batcher, upto=self.loaded_position)
+
+
+def reprocess(
+    store: DuckDBStore, log_dir: Path, batcher: Batcher | None = None, upto: int | None = None
+) -> dict[str, int]:
+    """Rebuild every delivery, analytics event and identity link from the raw delivery log.
+
+    Two passes: the first learns identity links from every event, so the second can give each event
+    the user its customer was later linked to (one person is one user, before and after the link).
+    """
+    batcher = batcher or Batcher(store)
+    batcher.invalidate()
+    entries = [e for e in delivery_log.read(log_dir) if upto is None or e.position < upto]
+    learned: dict[int, dict[str, Link]] = {}
+    first = batcher.build(entries, links=learned)
+    final_links: dict[int, dict[str, Link]] = {}
+    for pid, link in first.links:
+        current = final_links.setdefault(pid, {}).get(link.alias)
+        if current is None or link.rank < current.rank:
+            final_links[pid][link.alias] = link
+    batch = batcher.build(entries, links={pid: dict(v) for pid, v in final_links.items()})
+    batch.links = [(pid, link) for pid, links in final_links.items() for link in links.values()]
+    batch.end = max(upto or 0, entries[-1].end if entries else 0, store.log_position())
+    result = store.replace_all(batch)
+    return {
+        "records": len(entries),
+        "stored": result.stored,
+        "duplicates": result.duplicates,
+        "parked": result.parked,
+        "failed": result.failed,
+    }
+
+
+def counter_names() -> Iterable[str]:
+    return COUNTERS

@@ -1,0 +1,194 @@
+"""The delivery log: an append-only, checksummed, segmented file of raw webhook deliveries.
+
+A delivery is acknowledged only once its record is written and `fdatasync`ed here, so the log is
+the source of truth; the analytics store is derived from it and can be rebuilt (`revlens reprocess`).
+Appending is cheap (one write and one fdatasync per batch of deliveries), which is what lets one
+server process acknowledge thousands of durable deliveries a second (see docs/benchmarks.md).
+
+Record layout (little-endian): magic b"RLG1", payload length u32, crc32(payload) u32, then the payload:
+received-at milliseconds i64, endpoint id length u16, endpoint id, raw body. Positions are global byte
+offsets; segment files are named after the position of their first byte.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+MAGIC = b"RLG1"
+HEADER = struct.Struct("<4sII")
+META = struct.Struct("<qH")
+# A new segment starts once the current one passes this size.
+SEGMENT_BYTES = 64 * 1024 * 1024
+SUFFIX = ".seg"
+
+
+class LogError(OSError):
+    """The delivery log cannot be opened or written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One raw delivery as kept in the log."""
+
+    endpoint_id: str
+    received_ms: int
+    body: bytes
+
+    def encode(self) -> bytes:
+        endpoint = self.endpoint_id.encode("utf-8")
+        payload = META.pack(self.received_ms, len(endpoint)) + endpoint + self.body
+        return HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A record read back with its position and the position just after it."""
+
+    position: int
+    end: int
+    record: Record
+
+
+def _decode(payload: bytes) -> Record:
+    received_ms, n = META.unpack_from(payload)
+    start = META.size
+    endpoint = payload[start : start + n].decode("utf-8")
+    return Record(endpoint, received_ms, payload[start + n :])
+
+
+def _segments(directory: Path) -> list[tuple[int, Path]]:
+    found = []
+    for path in directory.glob(f"*{SUFFIX}"):
+        try:
+            found.append((int(path.stem), path))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
+def _scan(data: bytes, base: int) -> Iterator[Entry]:
+    """Complete, checksummed records of one segment's bytes; stops at the first torn or bad one."""
+    offset, size = 0, len(data)
+    while offset + HEADER.size <= size:
+        magic, length, crc = HEADER.unpack_from(data, offset)
+        start = offset + HEADER.size
+        if magic != MAGIC or start + length > size:
+            return
+        payload = data[start : start + length]
+        if zlib.crc32(payload) != crc:
+            return
+        yield Entry(base + offset, base + start + length, _decode(payload))
+        offset = start + length
+
+
+def read(directory: Path, start: int = 0) -> Iterator[Entry]:
+    """Every complete record at or after `start`, in order (safe while a writer appends)."""
+    for base, path in _segments(directory):
+        with open(path, "rb") as fh:
+            data = fh.read()
+        if base + len(data) <= start:
+            continue
+        for entry in _scan(data, base):
+            if entry.position >= start:
+                yield entry
+
+
+class DeliveryLog:
+    """The writer side of the log. One process at a time holds it (an flock on `LOCK`)."""
+
+    def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
+        self.directory = directory
+        self.segment_bytes = segment_bytes
+        self._lock_fd: int | None = None
+        self._fd: int | None = None
+        self._base = 0
+        self._size = 0
+
+    @property
+    def end(self) -> int:
+        """Position just after the last durable record."""
+        return self._base + self._size
+
+    def open(self) -> int:
+        """Take the lock, cut any torn tail left by a crash, and return the end position."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        lock_fd = os.open(self.directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock_fd)
+            raise LogError(f"the delivery log in {self.directory} is in use by another revlens process") from None
+        self._lock_fd = lock_fd
+        segments = _segments(self.directory)
+        if segments:
+            self._base, path = segments[-1]
+            with open(path, "rb") as fh:
+                data = fh.read()
+            good = 0
+            for entry in _scan(data, 0):
+                good = entry.end
+            if good != len(data):  # a write that never completed, so never acknowledged
+                with open(path, "r+b") as fh:
+                    fh.truncate(good)
+                    os.fsync(fh.fileno())
+            self._size = good
+        else:
+            self._base, self._size = 0, 0
+        self._open_segment()
+        return self.end
+
+    def _open_segment(self) -> None:
+        path = self.directory / f"{self._base:020d}{SUFFIX}"
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # make the new file's name durable too
+        finally:
+            os.close(dir_fd)
+
+    def append(self, encoded: list[bytes]) -> list[int]:
+        """Write encoded records and fdatasync once; returns each record's position.
+
+        On any error the segment is cut back to where it was, so a failed batch leaves no trace.
+        """
+        if self._fd is None:
+            raise LogError("delivery log is not open")
+        if self._size >= self.segment_bytes:
+            os.close(self._fd)
+            self._base, self._size = self.end, 0
+            self._open_segment()
+        fd = self._fd
+        positions = []
+        pos = self.end
+        for item in encoded:
+            positions.append(pos)
+            pos += len(item)
+        data = b"".join(encoded)
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+            os.fdatasync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, self._size)
+                os.fdatasync(fd)
+            except OSError:
+                pass
+            raise LogError(f"cannot write the delivery log: {exc.strerror or exc}") from exc
+        self._size += len(data)
+        return positions
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None

@@ -1,0 +1,1 @@
+"""Storage: one Store interface, one implementation per backend (DuckDB is the embedded default)."""

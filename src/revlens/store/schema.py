@@ -1,0 +1,81 @@
+"""The DuckDB schema. Statements are idempotent, so opening a data folder creates or keeps it."""
+
+SCHEMA_VERSION = 1
+
+STATEMENTS = (
+    """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS projects (
+        pid INTEGER PRIMARY KEY,
+        id VARCHAR UNIQUE NOT NULL,
+        name VARCHAR UNIQUE NOT NULL,
+        api_key VARCHAR UNIQUE NOT NULL,
+        secret_hash VARCHAR NOT NULL,
+        currency VARCHAR NOT NULL,
+        timezone VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS endpoints (
+        id VARCHAR PRIMARY KEY,
+        pid INTEGER NOT NULL,
+        secrets VARCHAR[] NOT NULL,
+        account VARCHAR,
+        description VARCHAR,
+        created_at TIMESTAMP NOT NULL
+    )""",
+    # One row per Stripe event id and project: the exactly-once index and the raw delivery's address.
+    """CREATE TABLE IF NOT EXISTS deliveries (
+        pid INTEGER NOT NULL,
+        event_id VARCHAR NOT NULL,
+        endpoint_id VARCHAR NOT NULL,
+        stripe_type VARCHAR NOT NULL,
+        api_version VARCHAR,
+        account VARCHAR,
+        status VARCHAR NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 1,
+        log_position BIGINT NOT NULL,
+        received_at TIMESTAMP NOT NULL,
+        created TIMESTAMP,
+        error VARCHAR,
+        PRIMARY KEY (pid, event_id)
+    )""",
+    # Analytics events, derived from deliveries; `revlens reprocess` rebuilds this table.
+    """CREATE TABLE IF NOT EXISTS events (
+        pid INTEGER NOT NULL,
+        insert_id VARCHAR NOT NULL,
+        event_type VARCHAR NOT NULL,
+        time TIMESTAMP NOT NULL,
+        local_time TIMESTAMP NOT NULL,
+        user_id VARCHAR,
+        user_rank TINYINT NOT NULL,
+        customer VARCHAR,
+        revenue DECIMAL(18, 3),
+        product VARCHAR,
+        fx_missing BOOLEAN NOT NULL,
+        endpoint_id VARCHAR NOT NULL,
+        properties JSON NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS identity_links (
+        pid INTEGER NOT NULL,
+        alias VARCHAR NOT NULL,
+        user_id VARCHAR NOT NULL,
+        rank TINYINT NOT NULL,
+        PRIMARY KEY (pid, alias)
+    )""",
+    """CREATE TABLE IF NOT EXISTS endpoint_counters (
+        endpoint_id VARCHAR PRIMARY KEY,
+        ignored BIGINT NOT NULL DEFAULT 0,
+        rejected BIGINT NOT NULL DEFAULT 0,
+        invalid BIGINT NOT NULL DEFAULT 0,
+        last_delivery_at TIMESTAMP
+    )""",
+    # Daily exchange rates: units of `currency` per one unit of `base`.
+    """CREATE TABLE IF NOT EXISTS rates (
+        base VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        currency VARCHAR NOT NULL,
+        rate DECIMAL(38, 12) NOT NULL,
+        source VARCHAR,
+        PRIMARY KEY (base, day, currency)
+    )""",
+    """CREATE TABLE IF NOT EXISTS ingest_state (key VARCHAR PRIMARY KEY, value BIGINT NOT NULL)""",
+)
