@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
-from revlens.ingest.loader import Loader, reprocess
+from revlens.ingest.loader import Loader, reconvert, reprocess
 from revlens.money import CurrencyError, normalize_currency
 from revlens.store.duckdb_store import DuckDBStore, StoreError
 
@@ -46,6 +48,8 @@ class Admin(Protocol):
     def status(self, project: str | None) -> dict[str, Any]: ...
     def reprocess(self) -> dict[str, Any]: ...
     def delivery(self, event_id: str) -> dict[str, Any] | None: ...
+    def update_project(self, project: str, currency: str | None, timezone: str | None) -> dict[str, Any]: ...
+    def import_rates(self, base: str, rows: list[tuple[date, str, Decimal]], source: str) -> dict[str, Any]: ...
 
 
 def check_project_settings(name: str, currency: str, timezone: str) -> str:
@@ -154,8 +158,40 @@ class LocalAdmin:
 
     def reprocess(self) -> dict[str, Any]:
         if self.loader is not None:
-            return self.loader.reprocess().result()
+            return self.loader.call(lambda batcher, upto: reprocess(self.store, self.log_dir, batcher, upto)).result()
         return reprocess(self.store, self.log_dir)
+
+    def update_project(self, project: str, currency: str | None, timezone: str | None) -> dict[str, Any]:
+        try:
+            current = self.store.project(project)
+        except StoreError as exc:
+            raise AdminError(str(exc), 404) from None
+        check_project_settings(current.name, currency or current.currency, timezone or current.timezone)
+        updated = self.store.update_project(project, currency, timezone)
+        self._changed()
+        return {**updated.public(), "note": "run `revlens reprocess` to apply the change to stored events"}
+
+    def import_rates(self, base: str, rows: list[tuple[date, str, Decimal]], source: str) -> dict[str, Any]:
+        """Store daily rates, then convert the events that were waiting for them."""
+        try:
+            count = self.store.put_rates(base, rows, source)
+        except (StoreError, CurrencyError) as exc:
+            raise AdminError(str(exc), 409) from None
+        if self.loader is not None:
+            self.loader.invalidate()
+            converted = self.loader.call(lambda batcher, _: reconvert(self.store, self.log_dir, batcher)).result()
+        else:
+            converted = reconvert(self.store, self.log_dir)
+        currencies = sorted({r[1] for r in rows})
+        days = sorted({r[0] for r in rows})
+        return {
+            "base": base,
+            "rates": count,
+            "currencies": currencies,
+            "first_day": days[0].isoformat() if days else None,
+            "last_day": days[-1].isoformat() if days else None,
+            "reconverted": converted,
+        }
 
     def delivery(self, event_id: str) -> dict[str, Any] | None:
         found = self.store.delivery(event_id)
@@ -231,4 +267,18 @@ class RemoteAdmin:
             if exc.status == 404:
                 return None
             raise
+        return result
+
+    def update_project(self, project: str, currency: str | None, timezone: str | None) -> dict[str, Any]:
+        body = {"currency": currency, "timezone": timezone}
+        result: dict[str, Any] = self._call("PATCH", f"/-/projects/{project}", body)
+        return result
+
+    def import_rates(self, base: str, rows: list[tuple[date, str, Decimal]], source: str) -> dict[str, Any]:
+        body = {
+            "base": base,
+            "source": source,
+            "rates": [{"date": d.isoformat(), "currency": c, "rate": str(r)} for d, c, r in rows],
+        }
+        result: dict[str, Any] = self._call("POST", "/-/rates", body)
         return result

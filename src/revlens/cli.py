@@ -27,7 +27,9 @@ app = typer.Typer(help="Self-hosted revenue analytics for Stripe.", no_args_is_h
 projects_app = typer.Typer(help="Create and list projects.", no_args_is_help=True)
 stripe_app = typer.Typer(help="Connect Stripe accounts (webhook endpoints).", no_args_is_help=True)
 app.add_typer(projects_app, name="projects")
+rates_app = typer.Typer(help="Exchange rates for converting revenue to each project's currency.", no_args_is_help=True)
 app.add_typer(stripe_app, name="stripe")
+app.add_typer(rates_app, name="rates")
 
 console = Console()
 err = Console(stderr=True)
@@ -101,6 +103,23 @@ def projects_create(
     console.print(f"  id:         {created['id']}")
     console.print(f"  api key:    {created['api_key']}")
     console.print(f"  secret key: {created['secret_key']}  [dim](shown once; keep it safe)[/dim]")
+
+
+@projects_app.command("set")
+def projects_set(
+    name: Annotated[str, typer.Argument(help="Project name or id.")],
+    currency: Annotated[str | None, typer.Option(help="New reporting currency.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="New time zone.")] = None,
+    data_dir: DataDir = Path(DEFAULT_DATA_DIR),
+    as_json: JsonFlag = False,
+) -> None:
+    """Change a project's reporting currency or time zone (then run `revlens reprocess`)."""
+    with _errors(), open_admin(data_dir) as admin:
+        updated = admin.update_project(name, currency, timezone)
+    if as_json:
+        _print_json(updated)
+        return
+    console.print(f"Project {updated['name']}: {updated['currency']}, {updated['timezone']}. {updated['note']}.")
 
 
 @projects_app.command("list")
@@ -218,6 +237,54 @@ def reprocess(data_dir: DataDir = Path(DEFAULT_DATA_DIR), as_json: JsonFlag = Fa
         f"Reprocessed {result['records']} deliveries: {result['stored']} events stored, "
         f"{result['duplicates']} duplicates, {result['parked']} parked, {result['failed']} failed."
     )
+
+
+def _import_rates(data_dir: Path, data: bytes, base: str | None, source: str, as_json: bool) -> None:
+    from revlens.rates import RatesFileError, parse
+
+    try:
+        code, rows = parse(data, base)
+    except RatesFileError as exc:
+        raise _fail(str(exc)) from None
+    with _errors(), open_admin(data_dir) as admin:
+        result = admin.import_rates(code, rows, source)
+    if as_json:
+        _print_json(result)
+        return
+    console.print(
+        f"Imported {result['rates']} rates against {result['base']} for {len(result['currencies'])} currencies "
+        f"({result['first_day']} to {result['last_day']}); re-converted {result['reconverted']['events']} events."
+    )
+
+
+@rates_app.command("import")
+def rates_import(
+    file: Annotated[Path, typer.Argument(help="ECB history CSV/zip, or a date,currency,rate CSV.", exists=True)],
+    base: Annotated[
+        str | None, typer.Option(help="Base currency of a plain CSV (rates are per one base unit).")
+    ] = None,
+    data_dir: DataDir = Path(DEFAULT_DATA_DIR),
+    as_json: JsonFlag = False,
+) -> None:
+    """Import daily exchange rates from a file."""
+    _import_rates(data_dir, file.read_bytes(), base, f"file:{file.name}", as_json)
+
+
+@rates_app.command("fetch")
+def rates_fetch(
+    url: Annotated[str | None, typer.Option(help="Where to download from (default: the ECB history).")] = None,
+    data_dir: DataDir = Path(DEFAULT_DATA_DIR),
+    as_json: JsonFlag = False,
+) -> None:
+    """Download the ECB's published rate history and import it (needs internet access)."""
+    from revlens.rates import ECB_HISTORY_URL, RatesFileError, fetch
+
+    source = url or ECB_HISTORY_URL
+    try:
+        data = fetch(source)
+    except RatesFileError as exc:
+        raise _fail(str(exc)) from None
+    _import_rates(data_dir, data, None, source, as_json)
 
 
 @app.command()

@@ -13,6 +13,8 @@ import os
 import secrets as token
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -29,6 +31,7 @@ from revlens.errors import HTTPError, error_body
 from revlens.ingest.committer import GroupCommitter
 from revlens.ingest.loader import Counters, Loader
 from revlens.ingest.log import DeliveryLog
+from revlens.money import normalize_currency
 from revlens.settings import Settings
 from revlens.store.duckdb_store import DuckDBStore
 from revlens.webhook.receiver import PREFIX, WebhookReceiver
@@ -158,6 +161,41 @@ async def reprocess(request: Request) -> Response:
     return json_response(await run_in_threadpool(runtime.admin.reprocess))
 
 
+async def project_update(request: Request) -> Response:
+    runtime = require_admin(request)
+    data = await _json_body(request)
+    currency = _str(data, "currency", required=False)
+    timezone = _str(data, "timezone", required=False)
+    updated = await run_in_threadpool(runtime.admin.update_project, request.path_params["name"], currency, timezone)
+    return json_response(updated)
+
+
+async def rates(request: Request) -> Response:
+    """Set daily exchange rates: {"base": "EUR", "rates": [{"date", "currency", "rate"}, ...]}."""
+    runtime = require_admin(request)
+    data = await _json_body(request)
+    base = _str(data, "base")
+    items = data.get("rates")
+    if not isinstance(items, list):
+        raise HTTPError(400, "'rates' must be a list of {date, currency, rate}")
+    rows: list[tuple[date, str, Decimal]] = []
+    try:
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise HTTPError(400, f"rates[{i}] must be an object")
+            day = date.fromisoformat(str(item.get("date")))
+            currency = normalize_currency(item.get("currency"))  # type: ignore[arg-type]
+            rate = Decimal(str(item.get("rate")))
+            if not rate.is_finite() or rate <= 0:
+                raise HTTPError(400, f"rates[{i}].rate must be a positive number")
+            rows.append((day, currency, rate))
+        code = normalize_currency(base)  # type: ignore[arg-type]
+    except (ValueError, ArithmeticError) as exc:
+        raise HTTPError(400, f"invalid rate: {exc}") from None
+    source = _str(data, "source", "api") or "api"
+    return json_response(await run_in_threadpool(runtime.admin.import_rates, code, rows, source))
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPError)
     return json_response(error_body(exc.status, exc.message), exc.status)
@@ -184,7 +222,9 @@ ROUTES = [
     Route("/-/projects", projects, methods=["GET", "POST"]),
     Route("/-/endpoints", endpoints, methods=["GET", "POST"]),
     Route("/-/deliveries/{event_id:str}", delivery),
+    Route("/-/projects/{name:str}", project_update, methods=["PATCH"]),
     Route("/-/reprocess", reprocess, methods=["POST"]),
+    Route("/-/rates", rates, methods=["POST"]),
 ]
 
 

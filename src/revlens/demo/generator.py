@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import bisect
 import calendar
-import copy
 import contextlib
+import copy
 import datetime as dt
 import gc
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,7 +121,8 @@ _RETRY_DELAYS = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600)
 
 
 def generate_deliveries(config: DemoConfig = DemoConfig()) -> list[dict[str, Any]]:
-    """generate_events plus duplicates (the very same dict content re-sent later, as Stripe retries), in delivery order.
+    """generate_events plus duplicates (the very same dict content re-sent later, as Stripe retries),
+    in delivery order.
 
     `round(len(events) * duplicate_rate)` events are delivered twice; the second delivery is a deep copy
     (so a receiver that mutates one cannot change the other) placed a retry delay after the original.
@@ -422,11 +424,18 @@ class _Generator:
         created = self.start - 30 * _DAY  # the catalogue predates the history
         prices: dict[tuple[str, str], _Price] = {}
         for spec in _CATALOGUE:
-            product_id = self._id("prod_", 14)
+            product_id = self._id("prod_")
             for cur in self.currencies:
                 amount = spec.prices.get(cur) or _derived_price(spec.prices["usd"], cur)
                 prices[(spec.name, cur)] = _Price(
-                    self._id("price_"), product_id, spec.name, cur, amount, spec.recurring, created, spec.max_quantity
+                    self._id("price_"),
+                    product_id,
+                    spec.name,
+                    cur,
+                    amount,
+                    spec.recurring,
+                    created,
+                    spec.max_quantity,
                 )
         return prices
 
@@ -467,7 +476,7 @@ class _Generator:
         amplitude_id = str(10_000_000 + int(r() * 890_000_000)) if r() < 0.25 else None
         return _Customer(
             index=index,
-            id=self._id("cus_", 14),
+            id=self._id("cus_"),
             email=f"{first.lower()}.{last.lower()}{index}@{domain}",
             name=f"{first} {last}",
             currency=currency,
@@ -532,7 +541,12 @@ class _Generator:
             request = self._request()
         charge, t = self._succeed_charge(pi, t, request, billing_email=c.email)
         t = self._next(t)
-        self._emit("checkout.session.completed", t, self._session_obj(c, pi, price, quantity, session_created), request)
+        self._emit(
+            "checkout.session.completed",
+            t,
+            self._session_obj(c, pi, price, quantity, session_created),
+            request,
+        )
         self._tick()
         self._after_sale(charge, t)
 
@@ -650,7 +664,11 @@ class _Generator:
         sub.cancel_reason = "cancellation_requested"
         sub.feedback = ("too_expensive", "unused", "switched_service", "missing_features", None)[int(r() * 5)]
         self._emit(
-            "customer.subscription.updated", t, self._subscription_obj(sub), self._request(idempotent=False), previous
+            "customer.subscription.updated",
+            t,
+            self._subscription_obj(sub),
+            self._request(idempotent=False),
+            previous,
         )
         self._tick()
         if sub.period_end <= self.limit:
@@ -753,7 +771,12 @@ class _Generator:
         self, pi: _PaymentIntent, t: int, request: _Request, billing_email: str | None
     ) -> tuple[_Charge, int]:
         charge = _Charge(self._id("ch_"), pi, t, True, billing_email, self._id("txn_"))
-        pi.status, pi.amount_received, pi.latest_charge, pi.last_error = "succeeded", pi.amount, charge.id, None
+        pi.status, pi.amount_received, pi.latest_charge, pi.last_error = (
+            "succeeded",
+            pi.amount,
+            charge.id,
+            None,
+        )
         self._emit("charge.succeeded", t, self._charge_obj(charge), request)
         t = self._next(t)
         self._emit("payment_intent.succeeded", t, self._pi_obj(pi), request)
@@ -764,7 +787,11 @@ class _Generator:
     ) -> tuple[_Charge, int]:
         decline = _DECLINES[int(self.random() * len(_DECLINES))]
         charge = _Charge(self._id("ch_"), pi, t, False, billing_email, None, decline)
-        pi.status, pi.latest_charge, pi.last_error = "requires_payment_method", charge.id, (charge.id, *decline)
+        pi.status, pi.latest_charge, pi.last_error = (
+            "requires_payment_method",
+            charge.id,
+            (charge.id, *decline),
+        )
         self._emit("charge.failed", t, self._charge_obj(charge), request)
         t = self._next(t)
         self._emit("payment_intent.payment_failed", t, self._pi_obj(pi), request)
@@ -816,7 +843,10 @@ class _Generator:
             "charge": charge.id,
             "created": t,
             "currency": pi.currency,
-            "destination_details": {"card": {"reference_status": "pending", "type": "refund"}, "type": "card"},
+            "destination_details": {
+                "card": {"reference_status": "pending", "type": "refund"},
+                "type": "card",
+            },
             "metadata": {},
             "payment_intent": pi.id,
             "reason": _REFUND_REASONS[int(self.random() * len(_REFUND_REASONS))],
@@ -853,7 +883,11 @@ class _Generator:
             "metadata": {},
             "payment_intent": pi.id,
             "payment_method_details": {
-                "card": {"brand": pi.customer.brand, "case_type": "chargeback", "network_reason_code": "10.4"},
+                "card": {
+                    "brand": pi.customer.brand,
+                    "case_type": "chargeback",
+                    "network_reason_code": "10.4",
+                },
                 "type": "card",
             },
             "reason": _DISPUTE_REASONS[int(self.random() * len(_DISPUTE_REASONS))],
@@ -969,7 +1003,11 @@ class _Generator:
             "billing_details": self._billing_details(c, c.email),
             "card": {
                 "brand": c.brand,
-                "checks": {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "pass"},
+                "checks": {
+                    "address_line1_check": None,
+                    "address_postal_code_check": None,
+                    "cvc_check": "pass",
+                },
                 "country": c.country,
                 "display_brand": c.brand,
                 "exp_month": c.exp_month,
@@ -1052,7 +1090,11 @@ class _Generator:
                 "card": {
                     "amount_authorized": pi.amount if ok else None,
                     "brand": c.brand,
-                    "checks": {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "pass"},
+                    "checks": {
+                        "address_line1_check": None,
+                        "address_postal_code_check": None,
+                        "cvc_check": "pass",
+                    },
                     "country": c.country,
                     "exp_month": c.exp_month,
                     "exp_year": c.exp_year,
@@ -1425,7 +1467,11 @@ class _Generator:
             "paid": paid,
             "paid_out_of_band": False,
             "payment_intent": inv.payment_intent,
-            "payment_settings": {"default_mandate": None, "payment_method_options": None, "payment_method_types": None},
+            "payment_settings": {
+                "default_mandate": None,
+                "payment_method_options": None,
+                "payment_method_types": None,
+            },
             "period_end": inv.period_end,
             "period_start": inv.period_start,
             "post_payment_credit_notes_amount": 0,

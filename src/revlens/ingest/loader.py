@@ -12,12 +12,12 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -28,7 +28,7 @@ from revlens.ingest.log import Entry
 from revlens.normalize import Context, EnvelopeError, Link, RateTable, is_supported, normalize, parse_envelope
 from revlens.normalize.identity import resolve
 from revlens.store.duckdb_store import DuckDBStore, NotFoundError
-from revlens.store.models import COUNTERS, FAILED, PARKED, STORED, Delivery, LoadBatch, LoadResult
+from revlens.store.models import FAILED, PARKED, STORED, Delivery, LoadBatch, LoadResult
 
 logger = logging.getLogger("revlens.loader")
 
@@ -79,10 +79,14 @@ class Counters:
             return {k: dict(v) for k, v in self._deltas.items()}
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class _Job:
     kind: str
     entries: list[Entry] = field(default_factory=list)
+    fn: Callable[[Batcher, int], Any] | None = None
     future: Future[Any] | None = None
 
 
@@ -243,9 +247,11 @@ class Loader:
     def invalidate(self) -> None:
         self._queue.put(_Job("invalidate"))
 
-    def reprocess(self) -> Future[dict[str, int]]:
-        future: Future[dict[str, int]] = Future()
-        self._queue.put(_Job("reprocess", future=future))
+    def call(self, fn: Callable[[Batcher, int], T]) -> Future[T]:
+        """Run `fn(batcher, loaded_position)` on the loader thread, between batches (reprocess,
+        re-conversion): nothing else writes events meanwhile, and new deliveries wait in the queue."""
+        future: Future[T] = Future()
+        self._queue.put(_Job("call", fn=fn, future=future))
         return future
 
     def backlog(self) -> int:
@@ -276,14 +282,14 @@ class Loader:
                     entries.extend(e for e in item.entries if e.position >= self.loaded_position)
                 elif item.kind == "invalidate":
                     self.batcher.invalidate()
-                elif item.kind == "reprocess" and item.future is not None:
+                elif item.kind == "call" and item.fn is not None and item.future is not None:
                     if entries:
                         self._load(entries)
                         entries = []
                     try:
-                        item.future.set_result(self._reprocess())
+                        item.future.set_result(item.fn(self.batcher, self.loaded_position))
                     except Exception as exc:
-                        logger.exception("reprocess failed")
+                        logger.exception("loader call failed")
                         item.future.set_exception(exc)
             if entries:
                 self._load(entries)
@@ -361,9 +367,6 @@ class Loader:
             logger.exception("flushing counters failed")
             self._restore(deltas, last)
 
-    def _reprocess(self) -> dict[str, int]:
-        return reprocess(self.store, self.log_dir, self.batcher, upto=self.loaded_position)
-
 
 def reprocess(
     store: DuckDBStore, log_dir: Path, batcher: Batcher | None = None, upto: int | None = None
@@ -396,5 +399,17 @@ def reprocess(
     }
 
 
-def counter_names() -> Iterable[str]:
-    return COUNTERS
+def reconvert(store: DuckDBStore, log_dir: Path, batcher: Batcher | None = None) -> dict[str, int]:
+    """Re-normalize the events that had no exchange rate, from their raw deliveries (after new rates).
+
+    Only those events are replaced; deliveries, links and every other event stay as they are.
+    """
+    batcher = batcher or Batcher(store)
+    batcher.invalidate()
+    positions = store.fx_missing_positions()
+    if not positions:
+        return {"events": 0, "still_missing": 0}
+    batch = batcher.build(list(delivery_log.read_at(log_dir, positions)))
+    store.replace_events(batch.events)
+    missing = sum(1 for _, _, event in batch.events if event.fx_missing)
+    return {"events": len(batch.events), "still_missing": missing}

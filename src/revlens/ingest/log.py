@@ -12,11 +12,12 @@ offsets; segment files are named after the position of their first byte.
 
 from __future__ import annotations
 
+import bisect
 import fcntl
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +98,27 @@ def read(directory: Path, start: int = 0) -> Iterator[Entry]:
         for entry in _scan(data, base):
             if entry.position >= start:
                 yield entry
+
+
+def read_at(directory: Path, positions: Iterable[int]) -> Iterator[Entry]:
+    """The records starting at the given positions (each must be a record's start)."""
+    segments = _segments(directory)
+    bases = [base for base, _ in segments]
+    for position in sorted(set(positions)):
+        i = bisect.bisect_right(bases, position) - 1
+        if i < 0:
+            raise LogError(f"no log segment holds position {position}")
+        base, path = segments[i]
+        with open(path, "rb") as fh:
+            fh.seek(position - base)
+            head = fh.read(HEADER.size)
+            if len(head) < HEADER.size:
+                raise LogError(f"no record at log position {position}")
+            magic, length, crc = HEADER.unpack(head)
+            payload = fh.read(length)
+        if magic != MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
+            raise LogError(f"damaged record at log position {position}")
+        yield Entry(position, position + HEADER.size + length, _decode(payload))
 
 
 class DeliveryLog:

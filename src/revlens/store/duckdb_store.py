@@ -62,8 +62,9 @@ def hash_secret(secret: str) -> str:
 
 
 def _json_default(value: Any) -> Any:
+    # Decimal amounts become JSON strings: DuckDB reads JSON numbers as doubles, strings stay exact.
     if isinstance(value, Decimal):
-        return orjson.Fragment(str(value).encode())
+        return str(value)
     if isinstance(value, date | datetime):
         return value.isoformat()
     raise TypeError(f"cannot store {type(value).__name__} in event properties")
@@ -326,6 +327,29 @@ class DuckDBStore:
         result = dict(zip(keys, row, strict=True))
         result.pop("pid")
         return result
+
+    def fx_missing_positions(self) -> list[int]:
+        """Log positions of the deliveries whose events still lack an exchange rate."""
+        rows = (
+            self.cursor()
+            .execute(
+                "SELECT d.log_position FROM events e JOIN deliveries d ON d.pid = e.pid AND d.event_id = e.insert_id "
+                "WHERE e.fx_missing ORDER BY 1"
+            )
+            .fetchall()
+        )
+        return [int(r[0]) for r in rows]
+
+    def replace_events(self, events: list[tuple[int, str, Any]]) -> int:
+        """Swap in new versions of existing analytics events (same project and insert id)."""
+        if not events:
+            return 0
+        with self.transaction() as cur:
+            cur.register("new_events", _events_table(events))
+            cur.execute("DELETE FROM events WHERE (pid, insert_id) IN (SELECT (pid, insert_id) FROM new_events)")
+            cur.execute("INSERT INTO events BY NAME SELECT * FROM new_events")
+            cur.unregister("new_events")
+        return len(events)
 
     # -- status -------------------------------------------------------------------------------------
 
