@@ -93,6 +93,7 @@ class Spec(TypedDict, total=False):
     max_rate: float  # closed mode: requests pre-built = (warmup + duration) * max_rate
     seed: int
     pool: int
+    stored_only: bool  # send only event types revlens stores (no "ignored" acknowledgements)
     samples: int  # open mode: poll about this many acknowledged events until queryable (0 = off)
     server_pid: int  # to read the server's CPU time around the timed part
     poll_interval: float
@@ -224,6 +225,13 @@ class Deliveries:
         t0 = time.perf_counter()
         pool = min(count, spec.get("pool", DEFAULT_POOL))
         self.templates, self.source = load_templates(pool, spec.get("seed", 1))
+        supported = _supported_types()
+        if spec.get("stored_only"):
+            self.templates = [t for t in self.templates if supported(t[2])]
+            if not self.templates:
+                raise SystemExit("loadgen: no event of a stored type in the pool")
+        # Share of deliveries the server writes to its log; the rest it acknowledges as "ignored".
+        self.stored_fraction = sum(1 for t in self.templates if supported(t[2])) / len(self.templates)
         self.generate_seconds = time.perf_counter() - t0
         self.signed_at = int(time.time())
         self.requests = [self.build(i, self.signed_at) for i in range(count)]
@@ -391,13 +399,7 @@ class Phase:
         """Indices of about `samples` deliveries, evenly spread, of types revlens turns into events."""
         if samples <= 0:
             return frozenset()
-        try:
-            from revlens.normalize.events import is_supported
-        except ImportError:  # pragma: no cover - an older tree: sample every type
-
-            def is_supported(stripe_type: str) -> bool:
-                return True
-
+        is_supported = _supported_types()
         eligible = [i for i in range(len(self.d)) if is_supported(self.d.event_type(i))]
         step = max(1, len(eligible) // samples)
         return frozenset(eligible[::step][:samples])
@@ -658,6 +660,7 @@ class Phase:
             "event_source": self.d.source,
             "event_templates": len(self.d.templates),
             "event_types_seen": self.d.distinct_types,
+            "stored_type_fraction": round(self.d.stored_fraction, 4),
             "body_bytes_mean": round(self.d.body_bytes_mean, 1),
             "build_seconds": round(self.d.build_seconds, 3),
             "last_ok_event_id": last_ok_id,
@@ -679,6 +682,15 @@ class Phase:
                 "example_body": q.last_body,
             }
         return out
+
+
+def _supported_types() -> Callable[[str], bool]:
+    """revlens' own test of which event types it stores (the rest it acknowledges as ignored)."""
+    try:
+        from revlens.normalize.events import is_supported
+    except ImportError:  # pragma: no cover - an older tree: treat every type as stored
+        return lambda stripe_type: True
+    return is_supported
 
 
 def _proc_cpu(pid: int | None) -> float | None:

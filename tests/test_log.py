@@ -1,3 +1,4 @@
+import itertools
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,7 @@ def test_segments_rotate(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("*.seg"))) > 3
     entries = list(read(tmp_path))
     assert [e.record for e in entries] == records
-    assert all(a.end == b.position for a, b in zip(entries, entries[1:], strict=False))
+    assert all(a.end == b.position for a, b in itertools.pairwise(entries))
     log = DeliveryLog(tmp_path, segment_bytes=200)
     assert log.open() == entries[-1].end
     log.close()

@@ -14,7 +14,8 @@ Stripe account. So the output has to be three things at once:
   one person keeps the same ids everywhere, so identity stitching has something to stitch.
 * **Deterministic** - everything comes from one `random.Random(seed)`; the default window ends on a
   fixed date, so the same `DemoConfig` gives byte-identical JSON on every machine.
-* **Fast** - plain dicts, no copying libraries, no I/O; tens of thousands of events per second.
+* **Fast** - state lives in small slotted dataclasses and every event is a freshly built plain dict
+  (no templates to deep-copy, no I/O), so it runs at tens of thousands of events per second.
 
 The generator works customer by customer: each customer's whole lifecycle is generated flow by flow
 (a flow being the handful of events one Stripe action produces), and generation stops after the flow
@@ -80,7 +81,13 @@ REVENUE_EVENT_TYPES: frozenset[str] = frozenset(
     }
 )
 # Emitted so that receivers prove they ignore what carries no money.
-NON_REVENUE_EVENT_TYPES: frozenset[str] = frozenset({"customer.created", "customer.updated", "payment_method.attached"})
+NON_REVENUE_EVENT_TYPES: frozenset[str] = frozenset(
+    {
+        "customer.created",
+        "customer.updated",
+        "payment_method.attached",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -305,6 +312,9 @@ class _Subscription:
     cancel_reason: str | None = None
     feedback: str | None = None
     latest_invoice: str | None = None
+    # End of the last flow that touched this subscription: later actions (cancel, upgrade) come after it,
+    # so an object never shows a state older than one already sent.
+    quiet_from: int = 0
 
 
 @dataclass(slots=True)
@@ -558,7 +568,8 @@ class _Generator:
             return
         price = self._price(self._pick(_PLAN_WEIGHTS), c.currency)
         metadata = {"user_id": c.user_id} if c.user_id_rate else {}
-        sub = _Subscription(self._id("sub_"), self._id("si_", 14), c, price, self._quantity(price, low=2), t, metadata)
+        quantity = self._quantity(price, low=2)
+        sub = _Subscription(self._id("sub_"), self._id("si_", 14), c, price, quantity, t, metadata)
         sub.period_start, sub.period_end = t, _add_months(t, 1)
         self._subscription_create(sub, t)
         while True:
@@ -588,6 +599,7 @@ class _Generator:
             t = self._next(t)
             previous = {"invoice_settings": {"default_payment_method": None}}
             self._emit("customer.updated", t, self._customer_obj(c), request, previous)
+        sub.quiet_from = t
         self._tick()
         self._after_sale(charge, t, inv)
 
@@ -613,6 +625,7 @@ class _Generator:
         t = self._next(t)
         if r() >= 0.07:
             charge, t = self._pay_invoice(inv, pi, t, _AUTOMATIC)
+            sub.quiet_from = t
             self._tick()
             self._after_sale(charge, t, inv)
             return True
@@ -621,6 +634,7 @@ class _Generator:
         self._fail_invoice_payment(inv, pi, t, retry_at)
         t = self._next(t)
         self._set_status(sub, t, "past_due")
+        sub.quiet_from = t
         self._tick()
         t = retry_at + int(r() * 600)
         if t > self.limit:
@@ -629,6 +643,7 @@ class _Generator:
             charge, t = self._pay_invoice(inv, pi, t, _AUTOMATIC)
             t = self._next(t)
             self._set_status(sub, t, "active")
+            sub.quiet_from = t
             self._tick()
             self._after_sale(charge, t, inv)
             return True
@@ -651,7 +666,7 @@ class _Generator:
         """The customer cancels during the period; the subscription ends at the period's end."""
         r = self.random
         length = sub.period_end - sub.period_start
-        t = sub.period_start + int(length * (0.1 + 0.8 * r()))
+        t = max(sub.period_start + int(length * (0.1 + 0.8 * r())), sub.quiet_from + 60)
         if t > self.limit:
             return
         previous: JSON = {
@@ -673,13 +688,15 @@ class _Generator:
         self._tick()
         if sub.period_end <= self.limit:
             sub.status, sub.ended_at = "canceled", sub.period_end
-            self._emit("customer.subscription.deleted", sub.period_end, self._subscription_obj(sub), _AUTOMATIC)
+            deleted = self._subscription_obj(sub)
+            self._emit("customer.subscription.deleted", sub.period_end, deleted, _AUTOMATIC)
             self._tick()
 
     def _change_plan(self, sub: _Subscription) -> None:
         """Upgrade mid-period (Starter -> Pro -> Team, then more Team seats); takes effect at renewal."""
         r = self.random
         t = sub.period_start + int((sub.period_end - sub.period_start) * (0.2 + 0.6 * r()))
+        t = max(t, sub.quiet_from + 60)
         if t > self.limit:
             return
         previous: JSON = {"items": self._items_obj(sub)}
@@ -691,6 +708,7 @@ class _Generator:
         else:
             sub.quantity += 1 + int(r() * 3)
         self._emit("customer.subscription.updated", t, self._subscription_obj(sub), self._request(), previous)
+        sub.quiet_from = t
         self._tick()
 
     # -- invoices and payments ----------------------------------------------------------------------
@@ -715,7 +733,8 @@ class _Generator:
     def _finalize(self, inv: _Invoice, t: int, request: _Request) -> _PaymentIntent:
         c = inv.customer
         c.invoice_seq += 1
-        description = "Subscription creation" if inv.billing_reason == "subscription_create" else "Subscription update"
+        creation = inv.billing_reason == "subscription_create"
+        description = "Subscription creation" if creation else "Subscription update"
         pi = self._new_pi(c, inv.amount, inv.price.currency, description, inv.id, t)
         inv.status, inv.number, inv.finalized_at, inv.payment_intent = (
             "open",
@@ -726,7 +745,13 @@ class _Generator:
         self._emit("invoice.finalized", t, self._invoice_obj(inv), request)
         return pi
 
-    def _pay_invoice(self, inv: _Invoice, pi: _PaymentIntent, t: int, request: _Request) -> tuple[_Charge, int]:
+    def _pay_invoice(
+        self,
+        inv: _Invoice,
+        pi: _PaymentIntent,
+        t: int,
+        request: _Request,
+    ) -> tuple[_Charge, int]:
         billing_email = inv.customer.email if self.random() < 0.5 else None
         charge, t = self._succeed_charge(pi, t, request, billing_email)
         t = self._next(t)
@@ -825,7 +850,8 @@ class _Generator:
         if remaining and r() < 0.4:
             t += 3600 + int(r() * 10 * _DAY)
             if t <= self.limit:
-                self._refund(charge, t, remaining if r() < 0.5 else self._partial(remaining, pi.currency) or remaining)
+                second = remaining if r() < 0.5 else self._partial(remaining, pi.currency) or remaining
+                self._refund(charge, t, second)
 
     def _refund(self, charge: _Charge, t: int, amount: int) -> None:
         pi = charge.pi
@@ -1080,7 +1106,7 @@ class _Generator:
                 "reason": None if decline is None else decline[0],
                 "risk_level": "normal",
                 "risk_score": 20 + ch.created % 30,
-                "seller_message": "Payment complete." if ok else "The bank did not return any further details.",
+                "seller_message": "Payment complete." if ok else "The bank did not return further details.",
                 "type": "authorized" if ok else "issuer_declined",
             },
             "paid": ok,
@@ -1176,7 +1202,14 @@ class _Generator:
             "transfer_group": None,
         }
 
-    def _session_obj(self, c: _Customer, pi: _PaymentIntent, price: _Price, quantity: int, created: int) -> JSON:
+    def _session_obj(
+        self,
+        c: _Customer,
+        pi: _PaymentIntent,
+        price: _Price,
+        quantity: int,
+        created: int,
+    ) -> JSON:
         amount = price.unit_amount * quantity
         return {
             "id": self._id("cs_"),
