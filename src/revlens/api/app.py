@@ -27,6 +27,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from revlens.admin import AdminError, LocalAdmin
+from revlens.api import queries as query_routes
 from revlens.errors import HTTPError, error_body
 from revlens.ingest.committer import GroupCommitter
 from revlens.ingest.loader import Counters, Loader
@@ -198,7 +199,10 @@ async def rates(request: Request) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPError)
-    return json_response(error_body(exc.status, exc.message), exc.status)
+    response = json_response(error_body(exc.status, exc.message), exc.status)
+    if exc.status == 401 and request.url.path.startswith("/api/"):
+        response.headers["WWW-Authenticate"] = 'Basic realm="revlens"'
+    return response
 
 
 async def _admin_error(request: Request, exc: Exception) -> Response:
@@ -225,6 +229,7 @@ ROUTES = [
     Route("/-/projects/{name:str}", project_update, methods=["PATCH"]),
     Route("/-/reprocess", reprocess, methods=["POST"]),
     Route("/-/rates", rates, methods=["POST"]),
+    *query_routes.ROUTES,
 ]
 
 

@@ -82,6 +82,7 @@ class DuckDBStore:
     """The embedded store: analytics events, raw-delivery index, projects, endpoints, rates."""
 
     name = "duckdb"
+    dialect = "duckdb"
 
     def __init__(self, data_dir: Path, read_only: bool = False) -> None:
         self.path = data_dir / DB_FILE
@@ -292,7 +293,7 @@ class DuckDBStore:
     def replace_all(self, batch: LoadBatch) -> LoadResult:
         """Rebuild deliveries, events and links from scratch in one transaction (reprocess)."""
         with self.transaction() as cur:
-            for table in ("events", "deliveries", "identity_links"):
+            for table in ("events", "deliveries", "identity_links", "users"):
                 cur.execute(f"DELETE FROM {table}")
             return _load(cur, batch)
 
@@ -425,9 +426,54 @@ class DuckDBStore:
             row = self.cursor().execute("SELECT count(*) FROM events WHERE pid = ?", [pid]).fetchone()
         return int(row[0]) if row else 0
 
-    def execute(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    def execute(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a read query on this thread's cursor (values always as parameters)."""
         return self.cursor().execute(sql, params or []).fetchall()
+
+    # -- cohorts ------------------------------------------------------------------------------------
+
+    def save_cohort(
+        self, pid: int, name: str, description: str | None, definition: str, cohort_id: int | None = None
+    ) -> int:
+        now = _now()
+        with self.transaction() as cur:
+            if cohort_id is None:
+                row = cur.execute("SELECT coalesce(max(id), 0) + 1 FROM cohorts WHERE pid = ?", [pid]).fetchone()
+                cohort_id = int(row[0]) if row else 1
+                cur.execute(
+                    "INSERT INTO cohorts VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+                    [pid, cohort_id, name, description, definition, now, now],
+                )
+            else:
+                cur.execute(
+                    "UPDATE cohorts SET name = ?, description = ?, definition = ?, updated_at = ?, size = NULL "
+                    "WHERE pid = ? AND id = ?",
+                    [name, description, definition, now, pid, cohort_id],
+                )
+        return cohort_id
+
+    def cohorts(self, pid: int, cohort_id: int | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT id, name, description, definition, created_at, updated_at, size, computed_at FROM cohorts WHERE pid = ?"
+        params: list[Any] = [pid]
+        if cohort_id is not None:
+            sql += " AND id = ?"
+            params.append(cohort_id)
+        rows = self.cursor().execute(sql + " ORDER BY id", params).fetchall()
+        keys = ("id", "name", "description", "definition", "created_at", "updated_at", "size", "computed_at")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def set_cohort_size(self, pid: int, cohort_id: int, size: int) -> None:
+        with self.transaction() as cur:
+            cur.execute(
+                "UPDATE cohorts SET size = ?, computed_at = ? WHERE pid = ? AND id = ?", [size, _now(), pid, cohort_id]
+            )
+
+    def delete_cohort(self, pid: int, cohort_id: int) -> bool:
+        with self.transaction() as cur:
+            found = cur.execute(
+                "DELETE FROM cohorts WHERE pid = ? AND id = ? RETURNING id", [pid, cohort_id]
+            ).fetchall()
+        return bool(found)
 
     # -- rates --------------------------------------------------------------------------------------
 
@@ -566,10 +612,7 @@ def _load(cur: duckdb.DuckDBPyConnection, batch: LoadBatch) -> LoadResult:
         _add_attempts(cur, repeats)
         duplicates = sum(repeats.values())
     events = [item for item in batch.events if (item[0], item[2].insert_id) in new_ids]
-    if events:
-        cur.register("batch_events", _events_table(events))
-        cur.execute("INSERT INTO events BY NAME SELECT * FROM batch_events")
-        cur.unregister("batch_events")
+    _insert_events(cur, events)
     if batch.links:
         _upsert_links(cur, batch.links)
     for endpoint_id, deltas in batch.counters.items():
@@ -605,3 +648,27 @@ def _add_attempts(cur: duckdb.DuckDBPyConnection, repeats: dict[tuple[int, str],
         "WHERE deliveries.pid = r.pid AND deliveries.event_id = r.event_id"
     )
     cur.unregister("repeat_deliveries")
+
+
+def _insert_events(cur: duckdb.DuckDBPyConnection, events: list[tuple[int, str, Any]]) -> None:
+    """Insert analytics events, registering new users (compact ids, first-event times) on the way."""
+    if not events:
+        return
+    cur.register("batch_events", _events_table(events))
+    cur.execute(
+        """
+        INSERT INTO users
+        SELECT b.pid,
+               coalesce((SELECT max(u.user_idx) FROM users u WHERE u.pid = b.pid), 0)
+                   + row_number() OVER (PARTITION BY b.pid ORDER BY min(b.time), b.user_id),
+               b.user_id, min(b.time), min(b.local_time)
+        FROM batch_events b WHERE b.user_id IS NOT NULL GROUP BY b.pid, b.user_id
+        ON CONFLICT DO UPDATE SET first_time = least(users.first_time, excluded.first_time),
+                                  first_local_time = least(users.first_local_time, excluded.first_local_time)
+        """
+    )
+    cur.execute(
+        "INSERT INTO events BY NAME SELECT b.*, u.user_idx FROM batch_events b "
+        "LEFT JOIN users u ON u.pid = b.pid AND u.user_id = b.user_id"
+    )
+    cur.unregister("batch_events")

@@ -46,6 +46,7 @@ STATEMENTS = (
         time TIMESTAMP NOT NULL,
         local_time TIMESTAMP NOT NULL,
         user_id VARCHAR,
+        user_idx INTEGER,
         user_rank TINYINT NOT NULL,
         customer VARCHAR,
         revenue DECIMAL(18, 3),
@@ -53,6 +54,28 @@ STATEMENTS = (
         fx_missing BOOLEAN NOT NULL,
         endpoint_id VARCHAR NOT NULL,
         properties JSON NOT NULL
+    )""",
+    # One row per user and project: a compact integer id for fast distinct counts and joins, and the
+    # time of the user's first event (new-user cohorts, "within N days of first event").
+    """CREATE TABLE IF NOT EXISTS users (
+        pid INTEGER NOT NULL,
+        user_idx INTEGER NOT NULL,
+        user_id VARCHAR NOT NULL,
+        first_time TIMESTAMP NOT NULL,
+        first_local_time TIMESTAMP NOT NULL,
+        PRIMARY KEY (pid, user_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS cohorts (
+        pid INTEGER NOT NULL,
+        id INTEGER NOT NULL,
+        name VARCHAR NOT NULL,
+        description VARCHAR,
+        definition JSON NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        updated_at TIMESTAMP NOT NULL,
+        size BIGINT,
+        computed_at TIMESTAMP,
+        PRIMARY KEY (pid, id)
     )""",
     """CREATE TABLE IF NOT EXISTS identity_links (
         pid INTEGER NOT NULL,

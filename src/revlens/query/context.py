@@ -1,0 +1,45 @@
+"""What a query runs against: the store, the project, the clock, the saved cohorts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from revlens.query.cohort_model import CohortNode
+from revlens.query.sql import Compiler
+
+_PARAM = re.compile(r"\$(p\d+)\b")
+
+
+class Executor(Protocol):
+    dialect: str
+
+    def execute(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> list[tuple[Any, ...]]: ...
+
+
+@dataclass
+class QueryContext:
+    store: Executor
+    pid: int
+    timezone: str = "UTC"
+    now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
+    cohorts: Callable[[int], CohortNode] | None = None
+
+    @property
+    def local_now(self) -> datetime:
+        return self.now.replace(tzinfo=UTC).astimezone(ZoneInfo(self.timezone)).replace(tzinfo=None)
+
+    def compiler(self) -> Compiler:
+        compiler = Compiler(self.pid, self.store.dialect, self.now)
+        compiler.cohort_loader = self.cohorts
+        return compiler
+
+    def run(self, compiler: Compiler, query: Any) -> list[tuple[Any, ...]]:
+        """Execute one query; a compiler may serve several, so pass only the parameters this one uses."""
+        sql = compiler.sql(query)
+        used = set(_PARAM.findall(sql))
+        return self.store.execute(sql, {k: v for k, v in compiler.params.items() if k in used})

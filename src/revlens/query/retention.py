@@ -1,0 +1,233 @@
+"""Retention (`GET /api/2/retention`): of the users who did the start event, who came back, when.
+
+Each user joins one cohort: the day, week or month (project time zone) of their first start event
+in [start, end] (for `se=_new`, of their first event ever, which must fall in the range). Interval
+k of a user is, by default, a rolling window from that first start event's exact time: day k is
+[t0 + 24h*k, t0 + 24h*(k+1)), week k uses 7-day windows, month k 30-day windows (Amplitude's
+default). With `calendar=true`, k counts calendar days, weeks (from Monday) or months instead.
+Return events may fall after `end`. The start event itself counts as a return when it matches the
+return event, so "Day 0" is 100% when both are the same event.
+
+- Return On (`rm=n-day`): users with a return in interval k exactly.
+- Return On or After (`rm=rolling`): users with a return in interval k or later.
+- Brackets (`rm=bracket&rb=[[0,1],[1,4]]`): users with a return in any interval lo <= k < hi.
+
+Worked example, weekly Return On: Ann starts Monday 9:00 and returns the next Tuesday (8 days
+later, week 1) and 20 days later (week 2): she counts in weeks 0, 1 and 2.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlglot import exp
+
+from revlens.query.context import QueryContext
+from revlens.query.models import EventSpec, Interval, QueryError, RetentionMode, RetentionQuery
+from revlens.query.sql import ANY_EVENT, col
+from revlens.query.timeaxis import UNIT, range_bounds, step, truncate
+
+MICROS_PER_DAY = 86_400_000_000
+INTERVALS = {1: Interval.daily, 7: Interval.weekly, 30: Interval.monthly}
+MAX_INTERVALS = 120
+
+
+def _count_intervals(q: RetentionQuery) -> int:
+    if q.intervals is not None:
+        return min(q.intervals, MAX_INTERVALS)
+    days = (q.end - q.start).days + 1
+    return max(1, min(MAX_INTERVALS, -(-days // q.interval)))
+
+
+def _brackets(q: RetentionQuery, k_max: int) -> list[tuple[int, int]]:
+    if q.mode == RetentionMode.bracket:
+        if not q.brackets:
+            raise QueryError("rb", "required when rm=bracket, e.g. [[0,1],[1,4]]")
+        for lo, hi in q.brackets:
+            if not 0 <= lo < hi:
+                raise QueryError("rb", f"bracket [{lo},{hi}] needs 0 <= lo < hi (hi is exclusive)")
+        return list(q.brackets)
+    return [(k, k + 1) for k in range(k_max)]
+
+
+def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
+    if q.interval not in INTERVALS:
+        raise QueryError("i", "must be 1, 7 or 30")
+    unit = UNIT[INTERVALS[q.interval]]
+    k_max = _count_intervals(q)
+    brackets = _brackets(q, k_max)
+    horizon = max(hi for _, hi in brackets)
+    c = ctx.compiler()
+    lo, hi = range_bounds(q.start, q.end)
+
+    # The cohort: each user's first start event in the range.
+    group_label = c.label(q.group_by) if q.group_by else exp.Literal.string("")
+    if q.start_event.event_type == "_new":
+        starts = (
+            exp.select(
+                col("user_idx", "u"),
+                col("first_time", "u").as_("t0"),
+                exp.func("date_trunc", exp.Literal.string(unit), col("first_local_time", "u")).as_("cohort"),
+                exp.Literal.string("").as_("grp"),
+            )
+            .from_(exp.to_table("users").as_("u"))
+            .where(
+                exp.and_(
+                    exp.EQ(this=col("pid", "u"), expression=c.bind(ctx.pid)),
+                    c.time_range(lo, hi, "first_local_time", "u"),
+                )
+            )
+        )
+        if q.segment.filters or q.segment.cohorts or q.segment.not_cohorts or q.group_by:
+            raise QueryError("se", "_new retention takes no segment or group-by here")
+    else:
+        spec = q.start_event if q.start_event.event_type not in ("_active",) else EventSpec(event_type="_all")
+        inner = (
+            exp.select(
+                col("user_idx"),
+                exp.func("min", col("time")).as_("t0"),
+                exp.func("date_trunc", exp.Literal.string(unit), exp.func("min", col("local_time"))).as_("cohort"),
+                exp.func("arg_min", group_label, col("time")).as_("grp"),
+            )
+            .from_(exp.to_table("events").as_("e"))
+            .where(
+                exp.and_(
+                    c.event_match(spec),
+                    c.time_range(lo, hi),
+                    exp.Not(this=exp.Is(this=col("user_idx"), expression=exp.null())),
+                    *c.segment(q.segment),
+                )
+            )
+            .group_by(col("user_idx"))
+        )
+        starts = inner
+
+    # Which interval each return falls in, for each user.
+    ret = q.return_event if q.return_event.event_type not in ANY_EVENT else EventSpec(event_type="_all")
+    if q.calendar:
+        k_expr: exp.Expression = exp.DateDiff(
+            this=exp.func("date_trunc", exp.Literal.string(unit), col("local_time", "r")),
+            expression=col("cohort", "s"),
+            unit=exp.var(unit.upper()),
+        )
+        # In calendar mode interval 0 is the cohort interval itself, from the first start event on.
+        lower = col("t0", "s")
+    else:
+        k_expr = exp.func(
+            "floor",
+            exp.Div(
+                this=exp.paren(
+                    exp.Sub(
+                        this=exp.func("epoch_us", col("time", "r")), expression=exp.func("epoch_us", col("t0", "s"))
+                    )
+                ),
+                expression=c.bind(q.interval * MICROS_PER_DAY),
+            ),
+        )
+        lower = col("t0", "s")
+    ret_match = c.event_match(ret, table="r")
+    returns = (
+        exp.select(col("user_idx", "s"), col("cohort", "s"), col("grp", "s"), exp.cast(k_expr, "BIGINT").as_("k"))
+        .distinct()
+        .from_(exp.Subquery(this=starts, alias=exp.TableAlias(this=exp.to_identifier("s"))))
+        .join(
+            exp.to_table("events").as_("r"),
+            on=exp.and_(exp.EQ(this=col("user_idx", "r"), expression=col("user_idx", "s")), ret_match),
+        )
+        .where(exp.GTE(this=col("time", "r"), expression=lower))
+    )
+    # Map each interval to the brackets it belongs to, then count users per cohort and bracket.
+    bracket_rows = exp.select("*").from_(
+        exp.Values(
+            expressions=[
+                exp.Tuple(expressions=[c.bind(j), c.bind(b_lo), c.bind(b_hi)])
+                for j, (b_lo, b_hi) in enumerate(brackets)
+            ],
+            alias=exp.TableAlias(
+                this=exp.to_identifier("b"), columns=[exp.to_identifier(n) for n in ("j", "lo", "hi")]
+            ),
+        )
+    )
+    if q.mode == RetentionMode.rolling:
+        on = exp.GTE(this=col("k", "x"), expression=col("lo", "b"))
+    else:
+        on = exp.and_(
+            exp.GTE(this=col("k", "x"), expression=col("lo", "b")),
+            exp.LT(this=col("k", "x"), expression=col("hi", "b")),
+        )
+    counted = (
+        exp.select(
+            col("cohort", "x"),
+            col("grp", "x"),
+            col("j", "b"),
+            exp.Count(this=exp.Distinct(expressions=[col("user_idx", "x")])),
+        )
+        .from_(exp.Subquery(this=returns, alias=exp.TableAlias(this=exp.to_identifier("x"))))
+        .join(exp.Subquery(this=bracket_rows, alias=exp.TableAlias(this=exp.to_identifier("b"))), on=on)
+        .where(exp.LT(this=col("k", "x"), expression=c.bind(horizon if q.mode != RetentionMode.rolling else 10**9)))
+        .group_by(col("cohort", "x"), col("grp", "x"), col("j", "b"))
+    )
+    sizes = (
+        exp.select(col("cohort", "s"), col("grp", "s"), exp.Count(this=exp.Star()))
+        .from_(exp.Subquery(this=starts, alias=exp.TableAlias(this=exp.to_identifier("s"))))
+        .group_by(col("cohort", "s"), col("grp", "s"))
+    )
+    size_rows = ctx.run(c, sizes)
+    count_rows = ctx.run(c, counted)
+
+    cohort_size: dict[str, dict[datetime, int]] = {}
+    for cohort, grp, n in size_rows:
+        cohort_size.setdefault(str(grp), {})[cohort] = int(n)
+    counts: dict[tuple[str, datetime, int], int] = {}
+    for cohort, grp, j, n in count_rows:
+        counts[(str(grp), cohort, int(j))] = int(n)
+
+    now = ctx.local_now
+    series = []
+    for grp in sorted(cohort_size) or [""]:
+        sizes_of = cohort_size.get(grp, {})
+        dates = sorted(sizes_of, reverse=True)
+        values: dict[str, list[dict[str, Any]]] = {}
+        combined_count = [0] * len(brackets)
+        combined_outof = [0] * len(brackets)
+        total = 0
+        for cohort in dates:
+            size = sizes_of[cohort]
+            total += size
+            cells = [{"count": size, "outof": size, "incomplete": False}]
+            for j, (_, b_hi) in enumerate(brackets):
+                complete = _complete(cohort, unit, b_hi, q, now)
+                n = counts.get((grp, cohort, j), 0)
+                cells.append({"count": n, "outof": size, "incomplete": not complete})
+                if complete:
+                    combined_count[j] += n
+                    combined_outof[j] += size
+            values[cohort.strftime("%Y-%m-%d")] = cells
+        combined = [{"count": total, "outof": total, "retainedSetId": None, "incomplete": False}]
+        combined += [
+            {
+                "count": combined_count[j],
+                "outof": combined_outof[j],
+                "retainedSetId": None,
+                "incomplete": combined_outof[j] == 0,
+            }
+            for j in range(len(brackets))
+        ]
+        item: dict[str, Any] = {
+            "dates": [d.strftime("%Y-%m-%d") for d in dates],
+            "values": values,
+            "combined": combined,
+        }
+        if q.group_by:
+            item["label"] = grp
+        series.append(item)
+    return {"series": series, "seriesMeta": [{"segmentIndex": 0, "eventIndex": 0} for _ in series]}
+
+
+def _complete(cohort: datetime, unit: str, upper: int, q: RetentionQuery, now: datetime) -> bool:
+    """Whether every user of the cohort has lived through intervals below `upper` by `now`."""
+    if q.calendar:
+        return step(cohort, unit, upper) <= now
+    last_start = step(truncate(cohort, unit), unit, 1)
+    return last_start + timedelta(days=q.interval * upper) <= now

@@ -1,0 +1,384 @@
+"""Event segmentation (`GET /api/2/events/segmentation`): uniques, totals, % active, average,
+property sums / averages / distribution, frequency, and formulas, per time bucket and group.
+
+Definitions (Amplitude's, shared/reference/amplitude.md 4.2), per bucket and over the whole range
+("collapsed"): uniques = distinct users; totals = events; average = totals / uniques (users who did
+the event only); pct_dau = uniques / users with any event, in percent; sums = sum of the measured
+property (the event's first group-by), value_avg = sums / events that have the property;
+frequency (`HIST(A)`) = users by how many times they did the event in the range.
+Worked example: user 1 buys twice on Monday, user 2 once: Monday uniques 2, totals 3, average 1.5.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlglot import exp
+
+from revlens.query import formula as fx
+from revlens.query.context import QueryContext
+from revlens.query.models import EventSpec, QueryError, SegmentationQuery
+from revlens.query.sql import Compiler, col
+from revlens.query.timeaxis import bucket_sql, buckets, label, range_bounds
+
+PROPERTY_METRICS = ("sums", "value_avg", "histogram")
+# Frequency buckets when none are given: 1..10 times, then 11-20, 21-50, 51 and more.
+DEFAULT_FREQUENCY_BUCKETS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 21, 51]
+RANK_BY = {
+    "uniques": "u",
+    "totals": "t",
+    "pct_dau": "u",
+    "average": "t",
+    "histogram": "t",
+    "sums": "s",
+    "value_avg": "s",
+    "frequency": "u",
+    "formula": "u",
+}
+
+
+@dataclass
+class Stats:
+    u: int = 0
+    t: int = 0
+    s: Decimal = Decimal(0)
+    c: int = 0
+
+
+Group = tuple[str, ...]
+
+
+def _measured(query: SegmentationQuery, index: int, node: fx.Node | None) -> str | None:
+    """The property an event's metric sums or averages: its first group-by (Amplitude's rule)."""
+    spec = query.events[index]
+    wants = query.metric in PROPERTY_METRICS and index == 0
+    if node is not None:
+        wants = any(c.event == index and c.function in ("PROPSUM", "PROPAVG", "REVENUETOTAL") for c in fx.calls(node))
+        if (
+            wants
+            and not spec.group_by
+            and any(c.event == index and c.function == "REVENUETOTAL" for c in fx.calls(node))
+        ):
+            return "$revenue"
+    if not wants:
+        return None
+    if not spec.group_by:
+        raise QueryError("e", f"m={query.metric} needs the property to measure as the event's group_by")
+    return spec.group_by[0]
+
+
+def _groups(query: SegmentationQuery, index: int, measured: str | None) -> list[str]:
+    spec = query.events[index]
+    own = (
+        spec.group_by[1:] if measured is not None and spec.group_by and spec.group_by[0] == measured else spec.group_by
+    )
+    keys = list(own) + list(query.group_by)
+    if len(keys) > 2:
+        raise QueryError("g", "at most two group-bys in all")
+    return keys
+
+
+def _where(c: Compiler, ctx: QueryContext, query: SegmentationQuery, spec: EventSpec) -> exp.Expression:
+    lo, hi = range_bounds(query.start, query.end)
+    try:
+        parts = [c.event_match(spec), c.time_range(lo, hi), *c.segment(query.segment)]
+    except (ValueError, KeyError) as exc:
+        raise QueryError("e", str(exc)) from None
+    return exp.and_(*parts)
+
+
+def _aggregates(c: Compiler, measured: str | None) -> list[exp.Expression]:
+    items: list[exp.Expression] = [
+        exp.Count(this=exp.Distinct(expressions=[col("user_idx")])).as_("u"),
+        exp.Count(this=exp.Star()).as_("t"),
+    ]
+    if measured is not None:
+        value = c.prop(measured, numeric=True)
+        items += [exp.func("sum", value).as_("s"), exp.Count(this=value).as_("c")]
+    return items
+
+
+def _stats(
+    ctx: QueryContext, query: SegmentationQuery, index: int, measured: str | None, keys: list[str]
+) -> tuple[dict[Group, dict[Any, Stats]], dict[Group, Stats]]:
+    spec = query.events[index]
+    per_bucket: dict[Group, dict[Any, Stats]] = defaultdict(dict)
+    collapsed: dict[Group, Stats] = {}
+    for bucketed in (True, False):
+        c = ctx.compiler()
+        labels = [c.label(k).as_(f"g{i}") for i, k in enumerate(keys)]
+        select: list[exp.Expression] = [*labels, *_aggregates(c, measured)]
+        group: list[exp.Expression] = [exp.column(f"g{i}") for i in range(len(keys))]
+        if bucketed:
+            select.insert(0, bucket_sql(query.interval, col("local_time")).as_("b"))
+            group.insert(0, exp.column("b"))
+        q = exp.select(*select).from_(exp.to_table("events").as_("e")).where(_where(c, ctx, query, spec))
+        if group:
+            q = q.group_by(*group)
+        for row in ctx.run(c, q):
+            offset = 1 if bucketed else 0
+            key = tuple(str(v) for v in row[offset : offset + len(keys)])
+            rest = row[offset + len(keys) :]
+            stats = Stats(int(rest[0]), int(rest[1]))
+            if measured is not None:
+                stats.s = Decimal(rest[2]) if rest[2] is not None else Decimal(0)
+                stats.c = int(rest[3])
+            if bucketed:
+                per_bucket[key][row[0]] = stats
+            else:
+                collapsed[key] = stats
+    return per_bucket, collapsed
+
+
+def _active_users(ctx: QueryContext, query: SegmentationQuery) -> tuple[dict[Any, int], int]:
+    """Users with any event, per bucket and over the range (the % active denominator)."""
+    results: list[dict[Any, int]] = []
+    for bucketed in (True, False):
+        c = ctx.compiler()
+        spec = EventSpec(event_type="_active")
+        select: list[exp.Expression] = [exp.Count(this=exp.Distinct(expressions=[col("user_idx")])).as_("u")]
+        q = exp.select(*select).from_(exp.to_table("events").as_("e")).where(_where(c, ctx, query, spec))
+        if bucketed:
+            q = q.select(bucket_sql(query.interval, col("local_time")).as_("b")).group_by(exp.column("b"))
+            results.append({row[1]: int(row[0]) for row in ctx.run(c, q)})
+        else:
+            results.append({None: int(ctx.run(c, q)[0][0])})
+    return results[0], results[1][None]
+
+
+def _frequency(
+    ctx: QueryContext, query: SegmentationQuery, index: int, keys: list[str], edges: list[float]
+) -> dict[Group, list[int]]:
+    """Users per frequency bucket (how many times each did the event in the range), per group."""
+    c = ctx.compiler()
+    spec = query.events[index]
+    labels = [c.label(k).as_(f"g{i}") for i, k in enumerate(keys)]
+    inner = (
+        exp.select(*labels, col("user_idx"), exp.Count(this=exp.Star()).as_("n"))
+        .from_(exp.to_table("events").as_("e"))
+        .where(exp.and_(_where(c, ctx, query, spec), exp.Not(this=exp.Is(this=col("user_idx"), expression=exp.null()))))
+        .group_by(*[exp.column(f"g{i}") for i in range(len(keys))], col("user_idx"))
+    )
+    outer_keys = [exp.column(f"g{i}") for i in range(len(keys))]
+    q = (
+        exp.select(*outer_keys, exp.column("n"), exp.Count(this=exp.Star()).as_("users"))
+        .from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("f"))))
+        .group_by(*outer_keys, exp.column("n"))
+    )
+    result: dict[Group, list[int]] = defaultdict(lambda: [0] * len(edges))
+    for row in ctx.run(c, q):
+        key = tuple(str(v) for v in row[: len(keys)])
+        n, users = float(row[len(keys)]), int(row[len(keys) + 1])
+        slot = _slot(edges, n)
+        if slot is not None:
+            result[key][slot] += users
+    return result
+
+
+def _histogram(
+    ctx: QueryContext, query: SegmentationQuery, measured: str, keys: list[str], edges: list[float] | None
+) -> tuple[dict[Group, list[int]], list[float]]:
+    """Events per bucket of the measured property's value (min inclusive, max exclusive)."""
+    c = ctx.compiler()
+    labels = [c.label(k).as_(f"g{i}") for i, k in enumerate(keys)]
+    value = c.prop(measured, numeric=True)
+    q = (
+        exp.select(*labels, value.as_("v"), exp.Count(this=exp.Star()).as_("n"))
+        .from_(exp.to_table("events").as_("e"))
+        .where(
+            exp.and_(_where(c, ctx, query, query.events[0]), exp.Not(this=exp.Is(this=value, expression=exp.null())))
+        )
+        .group_by(*[exp.column(f"g{i}") for i in range(len(keys))], exp.column("v"))
+    )
+    rows = ctx.run(c, q)
+    if edges is None:
+        values = [float(r[len(keys)]) for r in rows]
+        lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+        width = (hi - lo) / 10 or 1.0
+        edges = [lo + width * i for i in range(10)]
+    result: dict[Group, list[int]] = defaultdict(lambda: [0] * len(edges))
+    for row in rows:
+        slot = _slot(edges, float(row[len(keys)]))
+        if slot is not None:
+            result[tuple(str(v) for v in row[: len(keys)])][slot] += int(row[len(keys) + 1])
+    return result, edges
+
+
+def _slot(edges: list[float], value: float) -> int | None:
+    slot = None
+    for i, edge in enumerate(edges):
+        if value >= edge:
+            slot = i
+    return slot
+
+
+def bucket_labels(edges: list[float]) -> list[str]:
+    def fmt(x: float) -> str:
+        return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+    out = []
+    for i, lo in enumerate(edges):
+        if i + 1 < len(edges):
+            hi = edges[i + 1]
+            if float(lo).is_integer() and float(hi).is_integer():
+                # whole counts: [11, 21) reads "11-20"
+                out.append(fmt(lo) if hi - lo == 1 else f"{fmt(lo)}-{fmt(hi - 1)}")
+            else:
+                out.append(f"{fmt(lo)}-{fmt(hi)}")
+        else:
+            out.append(f"{fmt(lo)}+")
+    return out
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return value
+    return value
+
+
+def _metric(metric: str, stats: Stats, active: int | None) -> Any:
+    if metric == "uniques":
+        return stats.u
+    if metric == "totals":
+        return stats.t
+    if metric == "average":
+        return stats.t / stats.u if stats.u else 0
+    if metric == "pct_dau":
+        return 100.0 * stats.u / active if active else 0
+    if metric == "sums":
+        return stats.s
+    if metric == "value_avg":
+        return stats.s / stats.c if stats.c else 0
+    raise QueryError("m", f"unknown metric {metric!r}")
+
+
+def _call_value(call: fx.Call, stats: Stats) -> float | None:
+    if call.function == "UNIQUES":
+        return float(stats.u)
+    if call.function == "TOTALS":
+        return float(stats.t)
+    if call.function == "AVG":
+        return stats.t / stats.u if stats.u else None
+    if call.function in ("PROPSUM", "REVENUETOTAL"):
+        return float(stats.s)
+    if call.function == "PROPAVG":
+        return float(stats.s / stats.c) if stats.c else None
+    raise QueryError("formula", f"{call.function} cannot be combined with other terms")
+
+
+def run(query: SegmentationQuery, ctx: QueryContext) -> dict[str, Any]:
+    """Compute a segmentation chart; returns Amplitude's `data` object."""
+    if not query.events:
+        raise QueryError("e", "an event is required")
+    node: fx.Node | None = None
+    if query.metric == "formula":
+        if not query.formula:
+            raise QueryError("formula", "required when m=formula")
+        try:
+            node = fx.parse(query.formula.split(";")[0])
+        except fx.FormulaError as exc:
+            raise QueryError("formula", str(exc)) from None
+        for call in fx.calls(node):
+            if call.event >= len(query.events):
+                raise QueryError(
+                    "formula", f"refers to event {chr(65 + call.event)}, but only {len(query.events)} given"
+                )
+    x = buckets(query.start, query.end, query.interval)
+    x_values = [label(b, query.interval) for b in x]
+
+    hist_call = node is not None and isinstance(node, fx.Call) and node.function == "HIST"
+    if query.metric == "frequency" or hist_call:
+        index = node.event if isinstance(node, fx.Call) else 0
+        keys = _groups(query, index, None)
+        edges = [float(b) for b in (query.buckets or DEFAULT_FREQUENCY_BUCKETS)]
+        return _distribution_response(_frequency(ctx, query, index, keys, edges), edges, index, query.limit)
+    if node is not None and any(c.function == "HIST" for c in fx.calls(node)):
+        raise QueryError("formula", "HIST(A) stands alone")
+    if query.metric == "histogram":
+        measured = _measured(query, 0, None)
+        assert measured is not None
+        keys = _groups(query, 0, measured)
+        counts, edges = _histogram(
+            ctx, query, measured, keys, [float(b) for b in query.buckets] if query.buckets else None
+        )
+        return _distribution_response(counts, edges, 0, query.limit)
+
+    indexes = sorted({c.event for c in fx.calls(node)}) if node is not None else list(range(len(query.events)))
+    measured = {i: _measured(query, i, node) for i in indexes}
+    keys = {i: _groups(query, i, measured[i]) for i in indexes}
+    data = {i: _stats(ctx, query, i, measured[i], keys[i]) for i in indexes}
+    active_per_bucket, active_total = _active_users(ctx, query) if query.metric == "pct_dau" else ({}, 0)
+
+    series: list[list[Any]] = []
+    labels: list[Any] = []
+    collapsed: list[list[dict[str, Any]]] = []
+    meta: list[dict[str, int]] = []
+    rank_key = RANK_BY.get(query.metric, "u")
+    if node is not None:
+        first = indexes[0]
+        groups = _ranked(data[first][1], rank_key, query.limit, keys[first])
+        for group in groups:
+
+            def value_at(bucket: Any, group: Group = group) -> float | None:
+                return fx.evaluate(node, lambda call: _call_value(call, _lookup(data[call.event], group, bucket)))
+
+            series.append([_clean(value_at(b)) for b in x])
+            collapsed.append([{"setId": "", "value": _clean(value_at(None))}])
+            labels.append([0, "; ".join(group)] if keys[first] else 0)
+            meta.append({"segmentIndex": 0, "eventIndex": 0, "formulaIndex": 0})
+    else:
+        for i in indexes:
+            per_bucket, totals = data[i]
+            for group in _ranked(totals, rank_key, query.limit, keys[i]):
+                row = per_bucket.get(group, {})
+                series.append([_metric(query.metric, row.get(b, Stats()), active_per_bucket.get(b, 0)) for b in x])
+                collapsed.append(
+                    [{"setId": "", "value": _metric(query.metric, totals.get(group, Stats()), active_total)}]
+                )
+                labels.append([i, "; ".join(group)] if keys[i] else i)
+                meta.append({"segmentIndex": 0, "eventIndex": i})
+    return {
+        "series": series,
+        "seriesLabels": labels,
+        "seriesCollapsed": collapsed,
+        "xValues": x_values,
+        "seriesMeta": meta,
+    }
+
+
+def _lookup(data: tuple[dict[Group, dict[Any, Stats]], dict[Group, Stats]], group: Group, bucket: Any) -> Stats:
+    per_bucket, totals = data
+    if bucket is None:
+        return totals.get(group, Stats())
+    return per_bucket.get(group, {}).get(bucket, Stats())
+
+
+def _clean(value: float | None) -> float | None:
+    if value is None or value != value or value in (float("inf"), float("-inf")):
+        return None
+    return value
+
+
+def _ranked(totals: dict[Group, Stats], key: str, limit: int, keys: list[str]) -> list[Group]:
+    if not keys:
+        return [()]
+    return sorted(totals, key=lambda g: (-getattr(totals[g], key), g))[:limit]
+
+
+def _distribution_response(
+    counts: dict[Group, list[int]], edges: list[float], index: int, limit: int
+) -> dict[str, Any]:
+    groups = sorted(counts, key=lambda g: (-sum(counts[g]), g))[:limit] or [()]
+    series = [counts.get(g, [0] * len(edges)) for g in groups]
+    return {
+        "series": series,
+        "seriesLabels": [[index, "; ".join(g)] if g else index for g in groups],
+        "seriesCollapsed": [[{"setId": "", "value": sum(s)}] for s in series],
+        "xValues": bucket_labels(edges),
+        "seriesMeta": [{"segmentIndex": 0, "eventIndex": index} for _ in groups],
+    }
