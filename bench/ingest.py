@@ -245,9 +245,7 @@ def drain(port: int, token: str, event_id: str | None) -> float | None:
     return None
 
 
-def measure(
-    server: Server, name: str, fn: Callable[[], dict[str, Any]], port: int, token: str
-) -> dict[str, Any]:
+def measure(server: Server, name: str, fn: Callable[[], dict[str, Any]], port: int, token: str) -> dict[str, Any]:
     print(f"== phase {name} ...", file=sys.stderr, flush=True)
     cpu0, wall0 = server.cpu_seconds(), time.monotonic()
     result = fn()
@@ -301,9 +299,7 @@ def checks(res: dict[str, Any], args: argparse.Namespace) -> list[tuple[str, str
         rows.append((f"latency p50 @ {rate}", _ms(lat.get("p50")), "-", None))
         p99_ok = lat.get("p99", 1e9) < TARGET_RATE_P99_MS
         rows.append((f"latency p99 @ {rate}", _ms(lat.get("p99")), "< 50 ms", p99_ok))
-        rows.append(
-            (f"latency max @ {rate}", _ms(lat.get("max")), "< 1 s", lat.get("max", 1e9) < TARGET_RATE_MAX_MS)
-        )
+        rows.append((f"latency max @ {rate}", _ms(lat.get("max")), "< 1 s", lat.get("max", 1e9) < TARGET_RATE_MAX_MS))
         rows.append((f"  errors @ {rate}", str(errs), "0", errs == 0))
         rows.append((f"  achieved @ {rate}", f"{r['throughput_per_s']:,.0f} /s", "-", None))
         rows.append((f"  client send lag p99 @ {rate}", _ms(r["send_lag_ms"].get("p99")), "-", None))
@@ -312,9 +308,7 @@ def checks(res: dict[str, Any], args: argparse.Namespace) -> list[tuple[str, str
         s = ph["single"]
         lat = s["latency_ms"]
         errs = s["non_2xx_in_window"] + sum(s["errors"].values())
-        rows.append(
-            ("single sender p50", _ms(lat.get("p50")), "< 2 ms", lat.get("p50", 1e9) < TARGET_SINGLE_P50_MS)
-        )
+        rows.append(("single sender p50", _ms(lat.get("p50")), "< 2 ms", lat.get("p50", 1e9) < TARGET_SINGLE_P50_MS))
         rows.append(("  single sender p99", _ms(lat.get("p99")), "-", None))
         rows.append(("  single sender max", _ms(lat.get("max")), "-", None))
         rows.append(("  single sender rate", f"{s['throughput_per_s']:,.0f} /s", "-", None))
@@ -439,9 +433,7 @@ def main(argv: list[str] | None = None) -> int:
                 duration=args.single_duration,
                 max_rate=5000.0,
             ),
-            "rate": phase(
-                mode="open", connections=64, rate=args.rate, warmup=args.warmup, duration=args.duration
-            ),
+            "rate": phase(mode="open", connections=64, rate=args.rate, warmup=args.warmup, duration=args.duration),
             "queryable": phase(
                 mode="open",
                 connections=32,
