@@ -116,3 +116,74 @@ def test_status_and_reprocess_on_an_empty_folder(tmp_path: Path) -> None:
     assert status["endpoints"][0]["received"] == 0
     result = orjson.loads(_run("reprocess", "--data-dir", str(tmp_path), "--json").stdout)
     assert result == {"records": 0, "stored": 0, "duplicates": 0, "parked": 0, "failed": 0}
+
+
+def test_query_commands_on_a_data_folder(tmp_path: Path) -> None:
+    from apphelpers import SECRET, app_client, setup_project, stored, wait_for
+    from stripe_fixtures import envelope, signed, stripe_object
+
+    with app_client(tmp_path) as client:
+        _, url = setup_project(client, "shop")
+        for i, user in enumerate(["ann", "ann", "bob"]):
+            pi = stripe_object("payment_intent", amount_received=6000, currency="usd", metadata={"user_id": user})
+            body, headers = signed(
+                envelope("payment_intent.succeeded", pi, created=1_709_550_000 + i * 86400, event_id=f"evt_q{i}"),
+                SECRET,
+            )
+            assert client.post(url, content=body, headers=headers).status_code == 200
+        wait_for(lambda: stored(client, "evt_q2"))
+    base = ["--project", "shop", "--data-dir", str(tmp_path), "--json"]
+    seg = _run(
+        "query",
+        "segmentation",
+        "--event",
+        "[Stripe] payment_intent.succeeded",
+        "--metric",
+        "totals",
+        "--start",
+        "20240304",
+        "--end",
+        "20240310",
+        *base,
+    )
+    assert seg.exit_code == 0, seg.output
+    assert orjson.loads(seg.stdout)["data"]["series"] == [[1, 1, 1, 0, 0, 0, 0]]
+    ret = _run(
+        "query",
+        "retention",
+        "--start-event",
+        "[Stripe] payment_intent.succeeded",
+        "--interval",
+        "1",
+        "--start",
+        "20240304",
+        "--end",
+        "20240306",
+        *base,
+    )
+    assert [c["count"] for c in orjson.loads(ret.stdout)["data"]["series"][0]["combined"]] == [2, 2, 1, 0]
+    cohort = _run(
+        "query",
+        "cohort",
+        "--definition",
+        '{"performed": {"event_type": "[Stripe] payment_intent.succeeded", "measure": {"op": ">=", "value": 2}}}',
+        *base,
+    )
+    assert orjson.loads(cohort.stdout)["data"] == {"size": 1, "members": ["ann"]}
+    human = _run(
+        "query",
+        "segmentation",
+        "--event",
+        "[Stripe] payment_intent.succeeded",
+        "--project",
+        "shop",
+        "--start",
+        "20240304",
+        "--end",
+        "20240306",
+        "--data-dir",
+        str(tmp_path),
+    )
+    assert "whole range" in human.stdout and "2024-03-04" in human.stdout
+    bad = _run("query", "segmentation", "--event", "x", "--start", "2024", *base)
+    assert bad.exit_code == 1 and "parameter 'start'" in bad.output

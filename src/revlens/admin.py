@@ -50,6 +50,7 @@ class Admin(Protocol):
     def delivery(self, event_id: str) -> dict[str, Any] | None: ...
     def update_project(self, project: str, currency: str | None, timezone: str | None) -> dict[str, Any]: ...
     def import_rates(self, base: str, rows: list[tuple[date, str, Decimal]], source: str) -> dict[str, Any]: ...
+    def query(self, kind: str, project: str, params: dict[str, str]) -> dict[str, Any]: ...
 
 
 def check_project_settings(name: str, currency: str, timezone: str) -> str:
@@ -193,6 +194,9 @@ class LocalAdmin:
             "reconverted": converted,
         }
 
+    def query(self, kind: str, project: str, params: dict[str, str]) -> dict[str, Any]:
+        return run_query(self.store, kind, project, params)
+
     def delivery(self, event_id: str) -> dict[str, Any] | None:
         found = self.store.delivery(event_id)
         if found is None:
@@ -202,6 +206,48 @@ class LocalAdmin:
             if found.get(key) is not None:
                 found[key] = found[key].isoformat()
         return found
+
+
+QUERY_KINDS = ("segmentation", "retention", "ltv", "cohort")
+
+
+def run_query(store: DuckDBStore, kind: str, project_ref: str, params: dict[str, str]) -> dict[str, Any]:
+    """Run an analytics query for a project, with Amplitude-style parameters; returns `{"data": ...}`.
+
+    `cohort` takes `definition` (a JSON condition, see docs/api.md) and answers size and members.
+    """
+    import orjson
+
+    from revlens.api.queries import context
+    from revlens.query import cohorts, ltv, retention, segmentation
+    from revlens.query import params as parse
+    from revlens.query.cohort_model import CohortNode
+    from revlens.query.models import QueryError
+
+    try:
+        project = store.project(project_ref)
+    except StoreError as exc:
+        raise AdminError(str(exc), 404) from None
+    ctx = context(store, project)
+    try:
+        if kind == "segmentation":
+            return {"data": segmentation.run(parse.segmentation(params), ctx)}
+        if kind == "retention":
+            return {"data": retention.run(parse.retention(params), ctx)}
+        if kind == "ltv":
+            return {"data": ltv.run(parse.ltv(params), ctx)}
+        if kind == "cohort":
+            try:
+                node = CohortNode.model_validate(orjson.loads(params.get("definition", "null")))
+            except (orjson.JSONDecodeError, ValueError) as exc:
+                raise AdminError(f"invalid cohort definition: {exc}") from None
+            found = cohorts.members(node, ctx)
+            return {"data": {"size": len(found), "members": [user for _, user in found]}}
+    except QueryError as exc:
+        raise AdminError(str(exc)) from None
+    except ValueError as exc:
+        raise AdminError(f"invalid query: {exc}") from None
+    raise AdminError(f"unknown query kind {kind!r} (one of {', '.join(QUERY_KINDS)})")
 
 
 def setup_steps(url_path: str) -> list[str]:
@@ -281,4 +327,8 @@ class RemoteAdmin:
             "rates": [{"date": d.isoformat(), "currency": c, "rate": str(r)} for d, c, r in rows],
         }
         result: dict[str, Any] = self._call("POST", "/-/rates", body)
+        return result
+
+    def query(self, kind: str, project: str, params: dict[str, str]) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/-/query", {"kind": kind, "project": project, "params": params})
         return result

@@ -30,6 +30,8 @@ app.add_typer(projects_app, name="projects")
 rates_app = typer.Typer(help="Exchange rates for converting revenue to each project's currency.", no_args_is_help=True)
 app.add_typer(stripe_app, name="stripe")
 app.add_typer(rates_app, name="rates")
+query_app = typer.Typer(help="Ask the analytics questions (the same engine as the HTTP API).", no_args_is_help=True)
+app.add_typer(query_app, name="query")
 
 console = Console()
 err = Console(stderr=True)
@@ -321,6 +323,160 @@ def demo(
         run_demo(settings, events=events, seed=seed, serve_after=serve_after, console=console)
     except (AdminError, StoreError) as exc:
         raise _fail(str(exc)) from None
+
+
+def _range(start: str | None, end: str | None) -> tuple[str, str]:
+    from datetime import date, timedelta
+
+    today = date.today()
+    return start or (today - timedelta(days=29)).strftime("%Y%m%d"), end or today.strftime("%Y%m%d")
+
+
+def _run_query(data_dir: Path, kind: str, project: str, params: dict[str, str]) -> dict[str, Any]:
+    with _errors(), open_admin(data_dir) as admin:
+        return admin.query(kind, project, {k: v for k, v in params.items() if v is not None})
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.2f}"
+    if isinstance(value, dict):
+        return _fmt(value.get("value"))
+    return str(value)
+
+
+Project = Annotated[str, typer.Option(help="Project name or id.")]
+Start = Annotated[str | None, typer.Option(help="First day, YYYYMMDD (default: 30 days ago).")]
+End = Annotated[str | None, typer.Option(help="Last day, YYYYMMDD (default: today).")]
+
+
+@query_app.command("segmentation")
+def query_segmentation(
+    project: Project,
+    event: Annotated[str, typer.Option(help="Event type, e.g. '[Stripe] payment_intent.succeeded', or _all.")],
+    metric: Annotated[
+        str, typer.Option(help="uniques, totals, pct_dau, average, sums, value_avg, histogram, frequency, formula.")
+    ] = "uniques",
+    prop: Annotated[
+        str | None, typer.Option("--property", help="Property that sums/value_avg/histogram measure.")
+    ] = None,
+    group_by: Annotated[list[str] | None, typer.Option(help="Group by a property (repeatable, at most two).")] = None,
+    where: Annotated[list[str] | None, typer.Option(help="Filter 'key=value' (repeatable).")] = None,
+    formula: Annotated[str | None, typer.Option(help="With --metric formula, e.g. 'TOTALS(A)/UNIQUES(A)'.")] = None,
+    interval: Annotated[str, typer.Option(help="-3600000 hourly, 1 daily, 7 weekly, 30 monthly.")] = "1",
+    start: Start = None,
+    end: End = None,
+    buckets: Annotated[str | None, typer.Option(help="Frequency/histogram bucket starts, e.g. '[1,2,5,10]'.")] = None,
+    data_dir: DataDir = Path(DEFAULT_DATA_DIR),
+    as_json: JsonFlag = False,
+) -> None:
+    """Event segmentation: a metric per day/week/month and over the range, optionally grouped."""
+    groups = ([prop] if prop else []) + list(group_by or [])
+    filters = []
+    for item in where or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise _fail(f"--where takes key=value, got {item!r}")
+        filters.append({"subprop_type": "event", "subprop_key": key, "subprop_op": "is", "subprop_value": [value]})
+    e = {"event_type": event, "filters": filters, "group_by": [{"type": "event", "value": g} for g in groups]}
+    first, last = _range(start, end)
+    result = _run_query(
+        data_dir,
+        "segmentation",
+        project,
+        {
+            "e": json.dumps(e),
+            "m": metric,
+            "i": interval,
+            "start": first,
+            "end": last,
+            "formula": formula,
+            "buckets": buckets,
+        },
+    )
+    if as_json:
+        _print_json(result)
+        return
+    data = result["data"]
+    labels = [str(label[1]) if isinstance(label, list) else event for label in data["seriesLabels"]]
+    table = Table("", *labels, title=f"{metric} of {event}")
+    for i, x in enumerate(data["xValues"]):
+        table.add_row(x, *(_fmt(series[i]) for series in data["series"]))
+    table.add_row("[bold]whole range[/bold]", *(_fmt(c[0]) for c in data["seriesCollapsed"]))
+    console.print(table)
+
+
+@query_app.command("retention")
+def query_retention(
+    project: Project,
+    start_event: Annotated[str, typer.Option(help="Start event type, or _new / _active.")],
+    return_event: Annotated[str, typer.Option(help="Return event type, or _all.")] = "_all",
+    mode: Annotated[str, typer.Option(help="n-day (Return On), rolling (On or After), bracket.")] = "n-day",
+    brackets: Annotated[str | None, typer.Option(help="With bracket: '[[0,1],[1,4]]' (upper bound exclusive).")] = None,
+    interval: Annotated[str, typer.Option(help="1 day, 7 week, 30 month.")] = "7",
+    calendar: Annotated[bool, typer.Option(help="Calendar intervals instead of rolling windows.")] = False,
+    start: Start = None,
+    end: End = None,
+    data_dir: DataDir = Path(DEFAULT_DATA_DIR),
+    as_json: JsonFlag = False,
+) -> None:
+    """Retention matrix: cohorts by first start event, share returning in each interval."""
+
+    def spec(name: str) -> str:
+        return name if name.startswith("_") else json.dumps({"event_type": name})
+
+    first, last = _range(start, end)
+    result = _run_query(
+        data_dir,
+        "retention",
+        project,
+        {
+            "se": spec(start_event),
+            "re": spec(return_event),
+            "rm": mode,
+            "rb": brackets,
+            "i": interval,
+            "calendar": "true" if calendar else "false",
+            "start": first,
+            "end": last,
+        },
+    )
+    if as_json:
+        _print_json(result)
+        return
+    for series in result["data"]["series"]:
+        width = len(series["combined"]) - 1
+        table = Table("cohort", "users", *(f"{i}" for i in range(width)), title=f"retention ({mode}, i={interval})")
+        rows = [(d, series["values"][d]) for d in series["dates"]] + [("all", series["combined"])]
+        for name, cells in rows:
+            size = cells[0]["count"]
+            shown = [
+                ("" if c["outof"] == 0 else f"{100 * c['count'] / c['outof']:.0f}%") + ("*" if c["incomplete"] else "")
+                for c in cells[1:]
+            ]
+            table.add_row(name, str(size), *shown)
+        console.print(table)
+        console.print("[dim]* incomplete: not every user of the cohort has reached that interval yet[/dim]")
+
+
+@query_app.command("cohort")
+def query_cohort(
+    project: Project,
+    definition: Annotated[str, typer.Option(help="A cohort condition as JSON, or @file.json (see docs/api.md).")],
+    members: Annotated[bool, typer.Option(help="List the members.")] = False,
+    data_dir: DataDir = Path(DEFAULT_DATA_DIR),
+    as_json: JsonFlag = False,
+) -> None:
+    """Compute a behavioural cohort: its size, and its members with --members."""
+    text = Path(definition[1:]).read_text() if definition.startswith("@") else definition
+    result = _run_query(data_dir, "cohort", project, {"definition": text})
+    if as_json:
+        _print_json(result)
+        return
+    console.print(f"{result['data']['size']} users")
+    if members:
+        for user in result["data"]["members"]:
+            console.print(user)
 
 
 def main() -> None:

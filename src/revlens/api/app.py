@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from revlens.admin import AdminError, LocalAdmin
+from revlens.admin import AdminError, LocalAdmin, run_query
 from revlens.api import queries as query_routes
 from revlens.errors import HTTPError, error_body
 from revlens.ingest.committer import GroupCommitter
@@ -197,6 +197,17 @@ async def rates(request: Request) -> Response:
     return json_response(await run_in_threadpool(runtime.admin.import_rates, code, rows, source))
 
 
+async def query(request: Request) -> Response:
+    """Run a query for any project with the admin token (what the CLI uses while a server runs)."""
+    runtime = require_admin(request)
+    data = await _json_body(request)
+    params = data.get("params") or {}
+    if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+        raise HTTPError(400, "'params' must be an object of strings")
+    result = await run_in_threadpool(run_query, runtime.store, _str(data, "kind"), _str(data, "project"), params)
+    return query_routes.json_response(result)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPError)
     response = json_response(error_body(exc.status, exc.message), exc.status)
@@ -229,6 +240,7 @@ ROUTES = [
     Route("/-/projects/{name:str}", project_update, methods=["PATCH"]),
     Route("/-/reprocess", reprocess, methods=["POST"]),
     Route("/-/rates", rates, methods=["POST"]),
+    Route("/-/query", query, methods=["POST"]),
     *query_routes.ROUTES,
 ]
 

@@ -7,6 +7,7 @@ query (400 naming the parameter when they are wrong), and runs it off the event 
 from __future__ import annotations
 
 import csv
+import hmac
 import io
 from typing import Any
 
@@ -17,14 +18,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from revlens.api.auth import require_project
+from revlens.api.auth import require_project as require_project_keys
 from revlens.errors import HTTPError
 from revlens.query import cohorts as cohort_queries
 from revlens.query import ltv, params, retention, segmentation
 from revlens.query.cohort_model import CohortDefinition, CohortNode
 from revlens.query.context import QueryContext
 from revlens.query.models import QueryError
-from revlens.store.duckdb_store import DuckDBStore
+from revlens.store.duckdb_store import DuckDBStore, StoreError
 from revlens.store.models import Project
 
 
@@ -43,6 +44,21 @@ def json_response(data: Any, status: int = 200) -> Response:
 def _store(request: Request) -> DuckDBStore:
     store: DuckDBStore = request.app.state.runtime.store
     return store
+
+
+def require_project(request: Request, store: DuckDBStore) -> Project:
+    """The project's own keys, or the admin token with `?project=` (the CLI and admins)."""
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        runtime = request.app.state.runtime
+        supplied = header.split(" ", 1)[1].strip().encode()
+        name = request.query_params.get("project")
+        if name and hmac.compare_digest(supplied, runtime.admin_token.encode()):
+            try:
+                return store.project(name)
+            except StoreError:
+                raise HTTPError(404, "no such project") from None
+    return require_project_keys(request, store)
 
 
 def context(store: DuckDBStore, project: Project) -> QueryContext:
@@ -67,6 +83,8 @@ async def _run(request: Request, parse: Any, compute: Any) -> Response:
         data = await run_in_threadpool(work)
     except QueryError as exc:
         raise HTTPError(400, str(exc)) from None
+    except ValueError as exc:  # a value the compiler refused (e.g. a filter that needs a number)
+        raise HTTPError(400, f"invalid query: {exc}") from None
     return json_response({"data": data})
 
 

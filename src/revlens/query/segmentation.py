@@ -84,9 +84,15 @@ def _groups(query: SegmentationQuery, index: int, measured: str | None) -> list[
 def _where(c: Compiler, ctx: QueryContext, query: SegmentationQuery, spec: EventSpec) -> exp.Expression:
     lo, hi = range_bounds(query.start, query.end)
     try:
-        parts = [c.event_match(spec), c.time_range(lo, hi), *c.segment(query.segment)]
-    except (ValueError, KeyError) as exc:
+        parts = [c.event_match(spec), c.time_range(lo, hi)]
+    except ValueError as exc:
         raise QueryError("e", str(exc)) from None
+    try:
+        parts += c.segment(query.segment)
+    except QueryError:
+        raise
+    except ValueError as exc:
+        raise QueryError("s", str(exc)) from None
     return exp.and_(*parts)
 
 
