@@ -21,7 +21,7 @@ PI = "[Stripe] payment_intent.succeeded"
 def two_projects(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[TestClient, dict[str, Any], dict[str, Any]]]:
-    with app_client(Path(tmp_path_factory.mktemp("api"))) as client:
+    with app_client(Path(tmp_path_factory.mktemp("api")), auth_failures_per_minute=100_000) as client:
         a, url_a = setup_project(client, "alpha")
         b, _ = setup_project(client, "beta")
         event = envelope(

@@ -8,6 +8,7 @@ import sys
 import uvicorn
 
 from revlens.api.app import create_app
+from revlens.observability import configure_logging
 from revlens.settings import Settings
 
 # Hand the GIL over more often than the default 5 ms, so the event loop is not starved by the
@@ -27,6 +28,7 @@ def server_for(settings: Settings) -> uvicorn.Server:
         lifespan="on",
         access_log=False,
         log_level=settings.log_level,
+        log_config=None,  # keep the JSON logging set up by configure_logging
         timeout_graceful_shutdown=10,
     )
     return uvicorn.Server(config)
@@ -47,6 +49,7 @@ def tune_interpreter() -> None:
 
 
 def run(settings: Settings) -> None:
+    configure_logging(settings.log_level)
     server = server_for(settings)
     tune_interpreter()
     server.run()

@@ -12,7 +12,7 @@ import logging
 import os
 import secrets as token
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -28,11 +28,14 @@ from starlette.types import Receive, Scope, Send
 
 from revlens.admin import AdminError, LocalAdmin, run_query
 from revlens.api import queries as query_routes
+from revlens.api.limits import FailureLimiter
+from revlens.api.middleware import RequestContext
 from revlens.errors import HTTPError, error_body
 from revlens.ingest.committer import GroupCommitter
 from revlens.ingest.loader import Counters, Loader
 from revlens.ingest.log import DeliveryLog
 from revlens.money import normalize_currency
+from revlens.observability import Metrics
 from revlens.settings import Settings
 from revlens.store.duckdb_store import DuckDBStore
 from revlens.webhook.receiver import PREFIX, WebhookReceiver
@@ -70,6 +73,17 @@ class Runtime:
     receiver: WebhookReceiver
     admin: LocalAdmin
     admin_token: str
+    metrics: Metrics = field(default_factory=Metrics)
+    limiter: FailureLimiter = field(default_factory=FailureLimiter)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def check_not_blocked(request: Request, runtime: Runtime) -> None:
+    if runtime.limiter.blocked(client_address(request)):
+        raise HTTPError(429, "too many failed authentication attempts; retry in a minute")
 
 
 def _runtime(request: Request) -> Runtime:
@@ -79,9 +93,11 @@ def _runtime(request: Request) -> Runtime:
 
 def require_admin(request: Request) -> Runtime:
     runtime = _runtime(request)
+    check_not_blocked(request, runtime)
     header = request.headers.get("authorization", "")
     scheme, _, supplied = header.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(supplied.encode(), runtime.admin_token.encode()):
+        runtime.limiter.failed(client_address(request))
         raise HTTPError(401, "admin token required (Authorization: Bearer <token from <data_dir>/admin_token>)")
     return runtime
 
@@ -112,6 +128,12 @@ def _str(data: dict[str, Any], key: str, default: str | None = None, required: b
 
 async def health(request: Request) -> Response:
     return json_response({"ok": True})
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics (admin token: scrape with `authorization: {credentials: <token>}`)."""
+    runtime = require_admin(request)
+    return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 async def status(request: Request) -> Response:
@@ -233,6 +255,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 ROUTES = [
     Route("/-/health", health),
+    Route("/metrics", metrics),
     Route("/-/status", status),
     Route("/-/projects", projects, methods=["GET", "POST"]),
     Route("/-/endpoints", endpoints, methods=["GET", "POST"]),
@@ -250,6 +273,7 @@ class RevlensApp:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.metrics = Metrics()
         self.runtime: Runtime | None = None
         self.web = Starlette(
             routes=ROUTES,
@@ -261,10 +285,11 @@ class RevlensApp:
                 Exception: _server_error,
             },
         )
+        self.entry = RequestContext(self.web, self.metrics)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        runtime = open_runtime(self.settings)
+        runtime = open_runtime(self.settings, self.metrics)
         self.runtime = runtime
         app.state.runtime = runtime
         try:
@@ -277,11 +302,12 @@ class RevlensApp:
         if scope["type"] == "http" and scope["path"].startswith(PREFIX) and self.runtime is not None:
             await self.runtime.receiver(scope, receive, send)
             return
-        await self.web(scope, receive, send)
+        await self.entry(scope, receive, send)
 
 
-def open_runtime(settings: Settings) -> Runtime:
+def open_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
     """Open the store and the log, start the loader, build the receiver and admin."""
+    metrics = metrics or Metrics()
     store = DuckDBStore(settings.data_dir)
     log = DeliveryLog(settings.log_dir)
     try:
@@ -290,11 +316,12 @@ def open_runtime(settings: Settings) -> Runtime:
         store.close()
         raise
     counters = Counters()
-    loader = Loader(store, settings.log_dir, counters)
-    committer = GroupCommitter(log, loader.submit)
+    loader = Loader(store, settings.log_dir, counters, metrics)
+    committer = GroupCommitter(log, loader.submit, metrics)
+    metrics.watch_queue(loader.backlog)
     endpoint_secrets: dict[str, tuple[str, ...]] = {}
     receiver = WebhookReceiver(
-        endpoint_secrets, committer, counters, settings.max_body_bytes, settings.signature_tolerance
+        endpoint_secrets, committer, counters, settings.max_body_bytes, settings.signature_tolerance, metrics
     )
 
     def refresh_endpoints() -> None:
@@ -308,7 +335,8 @@ def open_runtime(settings: Settings) -> Runtime:
     settings.server_file.write_text(
         orjson.dumps({"pid": os.getpid(), "url": f"http://{_url_host(settings.host)}:{settings.port}"}).decode()
     )
-    return Runtime(settings, store, log, loader, receiver, admin, admin_token)
+    limiter = FailureLimiter(settings.auth_failures_per_minute)
+    return Runtime(settings, store, log, loader, receiver, admin, admin_token, metrics, limiter)
 
 
 def _url_host(host: str) -> str:

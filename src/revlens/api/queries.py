@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hmac
 import io
+import time
 from typing import Any
 
 import orjson
@@ -48,9 +49,11 @@ def _store(request: Request) -> DuckDBStore:
 
 def require_project(request: Request, store: DuckDBStore) -> Project:
     """The project's own keys, or the admin token with `?project=` (the CLI and admins)."""
+    runtime = request.app.state.runtime
+    if runtime.limiter.blocked(request.client.host if request.client else "unknown"):
+        raise HTTPError(429, "too many failed authentication attempts; retry in a minute")
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        runtime = request.app.state.runtime
         supplied = header.split(" ", 1)[1].strip().encode()
         name = request.query_params.get("project")
         if name and hmac.compare_digest(supplied, runtime.admin_token.encode()):
@@ -58,7 +61,11 @@ def require_project(request: Request, store: DuckDBStore) -> Project:
                 return store.project(name)
             except StoreError:
                 raise HTTPError(404, "no such project") from None
-    return require_project_keys(request, store)
+    try:
+        return require_project_keys(request, store)
+    except HTTPError:
+        runtime.limiter.failed(request.client.host if request.client else "unknown")
+        raise
 
 
 def context(store: DuckDBStore, project: Project) -> QueryContext:
@@ -78,7 +85,12 @@ async def _run(request: Request, parse: Any, compute: Any) -> Response:
         query = parse(request.query_params)
 
         def work() -> Any:
-            return compute(query, context(store, project))
+            started = time.perf_counter()
+            try:
+                return compute(query, context(store, project))
+            finally:
+                kind = compute.__module__.rsplit(".", 1)[-1]
+                request.app.state.runtime.metrics.query.labels(kind).observe(time.perf_counter() - started)
 
         data = await run_in_threadpool(work)
     except QueryError as exc:

@@ -9,17 +9,22 @@ so throughput rises without a fixed waiting window adding latency (shared/refere
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 from revlens.ingest.log import DeliveryLog, Entry, LogError, Record
+from revlens.observability import Metrics
 
 
 class GroupCommitter:
     """Appends records to the delivery log in batches; `submit` returns once its record is durable."""
 
-    def __init__(self, log: DeliveryLog, on_durable: Callable[[list[Entry]], None]) -> None:
+    def __init__(
+        self, log: DeliveryLog, on_durable: Callable[[list[Entry]], None], metrics: Metrics | None = None
+    ) -> None:
         self._log = log
         self._on_durable = on_durable
+        self._metrics = metrics
         self._pending: list[tuple[Record, bytes, asyncio.Future[int]]] = []
         self._scheduled = False
         self.batches = 0
@@ -40,6 +45,7 @@ class GroupCommitter:
         batch, self._pending = self._pending, []
         if not batch:
             return
+        started = time.perf_counter()
         try:
             positions = self._log.append([encoded for _, encoded, _ in batch])
         except LogError as exc:
@@ -47,6 +53,8 @@ class GroupCommitter:
                 if not future.done():
                     future.set_exception(exc)
             return
+        if self._metrics is not None:
+            self._metrics.log_commit.observe(time.perf_counter() - started)
         self.batches += 1
         self.records += len(batch)
         entries = [

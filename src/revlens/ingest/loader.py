@@ -27,6 +27,7 @@ from revlens.ingest import log as delivery_log
 from revlens.ingest.log import Entry
 from revlens.normalize import Context, EnvelopeError, Link, RateTable, is_supported, normalize, parse_envelope
 from revlens.normalize.identity import resolve
+from revlens.observability import Metrics
 from revlens.store.duckdb_store import DuckDBStore, NotFoundError
 from revlens.store.models import FAILED, PARKED, STORED, Delivery, LoadBatch, LoadResult
 
@@ -220,11 +221,12 @@ class Batcher:
 class Loader:
     """The loader thread. Feed it with `submit` (durable entries); ask it to `reprocess`."""
 
-    def __init__(self, store: DuckDBStore, log_dir: Path, counters: Counters) -> None:
+    def __init__(self, store: DuckDBStore, log_dir: Path, counters: Counters, metrics: Metrics | None = None) -> None:
         self.store = store
         self.log_dir = log_dir
         self.counters = counters
         self.batcher = Batcher(store)
+        self.metrics = metrics or Metrics()
         self._queue: queue.Queue[_Job] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -336,11 +338,15 @@ class Loader:
                 batch.end = max(entries[-1].end, self.loaded_position)
                 deltas, last = self.counters.take()
                 batch.counters, batch.last_delivery = deltas, last
+                started = time.perf_counter()
                 try:
                     result = self.store.load(batch)
                 except Exception:
                     self._restore(deltas, last)
                     raise
+                self.metrics.load.observe(time.perf_counter() - started)
+                self.metrics.events_stored.inc(result.stored)
+                self.metrics.duplicates.inc(result.duplicates)
                 self.loaded_position = batch.end
                 self.last_error = None
                 for name in self.totals:

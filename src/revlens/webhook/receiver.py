@@ -31,6 +31,7 @@ from revlens.ingest.committer import GroupCommitter
 from revlens.ingest.loader import Counters
 from revlens.ingest.log import LogError, Record
 from revlens.normalize import EnvelopeError, is_supported, parse_envelope
+from revlens.observability import Metrics
 from revlens.webhook.signature import SignatureError, verify
 
 logger = logging.getLogger("revlens.webhook")
@@ -98,17 +99,21 @@ class WebhookReceiver:
         counters: Counters,
         max_body_bytes: int,
         tolerance: int,
+        metrics: Metrics | None = None,
     ) -> None:
         self.endpoints = endpoints  # endpoint id -> signing secrets; kept current by the admin API
         self.committer = committer
         self.counters = counters
         self.max_body_bytes = max_body_bytes
         self.tolerance = tolerance
+        self.metrics = metrics or Metrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint_id = scope["path"][len(PREFIX) :].rstrip("/")
         secrets = self.endpoints.get(endpoint_id)
+        count = self.metrics.delivery
         if secrets is None:
+            count("unknown_endpoint")
             await _respond(send, 404, error_bytes(404, "unknown webhook endpoint"))
             return
         if scope["method"] != "POST":
@@ -120,6 +125,7 @@ class WebhookReceiver:
             body = await _read_body(scope, receive, self.max_body_bytes)
         except BodyTooLargeError:
             self.counters.bump(endpoint_id, "invalid")
+            count("too_large")
             await _respond(send, 413, error_bytes(413, f"body larger than {self.max_body_bytes} bytes"))
             return
         except ConnectionError:
@@ -128,6 +134,7 @@ class WebhookReceiver:
             verify(body, _header(scope, b"stripe-signature"), secrets, self.tolerance)
         except SignatureError as exc:
             self.counters.bump(endpoint_id, "rejected")
+            count("rejected")
             await _respond(send, 400, error_bytes(400, f"signature verification failed: {exc}"))
             return
         try:
@@ -135,20 +142,26 @@ class WebhookReceiver:
             envelope = parse_envelope(event)
         except orjson.JSONDecodeError:
             self.counters.bump(endpoint_id, "invalid")
+            count("invalid")
             await _respond(send, 400, error_bytes(400, "body is not valid JSON"))
             return
         except EnvelopeError as exc:
             self.counters.bump(endpoint_id, "invalid")
+            count("invalid")
             await _respond(send, 400, error_bytes(400, str(exc)))
             return
         if not is_supported(envelope.type):
             self.counters.bump(endpoint_id, "ignored")
+            count("ignored")
             await _respond(send, 200, _IGNORED)
             return
         try:
             await self.committer.submit(Record(endpoint_id, int(time.time() * 1000), body))
         except LogError as exc:
             logger.error("delivery %s not stored: %s", envelope.id, exc)
+            count("unavailable")
             await _respond(send, 503, error_bytes(503, "storage unavailable, retry later"))
             return
-        await _respond(send, 200, _ACCEPTED if envelope.api_version == STRIPE_API_VERSION else _PARKED)
+        current = envelope.api_version == STRIPE_API_VERSION
+        count("accepted" if current else "parked")
+        await _respond(send, 200, _ACCEPTED if current else _PARKED)
