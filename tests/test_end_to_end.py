@@ -49,6 +49,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = open(data_dir / "server.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.extra_env: dict[str, str] = {}
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -67,6 +68,7 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=self.log,
             start_new_session=True,
+            env={**os.environ, **self.extra_env},
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

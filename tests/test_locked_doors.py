@@ -11,7 +11,7 @@ from starlette.routing import Route
 from apphelpers import TOKEN, app_client, setup_project
 from revlens.api.app import ROUTES
 
-PUBLIC = {"/-/health"}
+PUBLIC = {"/-/health", "/-/openapi.json"}
 
 
 def _concrete(path: str) -> str:

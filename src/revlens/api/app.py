@@ -27,6 +27,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from revlens.admin import AdminError, LocalAdmin, run_query
+from revlens.api import openapi
 from revlens.api import queries as query_routes
 from revlens.api.limits import FailureLimiter
 from revlens.api.middleware import RequestContext
@@ -128,6 +129,10 @@ def _str(data: dict[str, Any], key: str, default: str | None = None, required: b
 
 async def health(request: Request) -> Response:
     return json_response({"ok": True})
+
+
+async def openapi_document(request: Request) -> Response:
+    return json_response(openapi.schema())
 
 
 async def metrics(request: Request) -> Response:
@@ -255,6 +260,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 ROUTES = [
     Route("/-/health", health),
+    Route("/-/openapi.json", openapi_document),
     Route("/metrics", metrics),
     Route("/-/status", status),
     Route("/-/projects", projects, methods=["GET", "POST"]),
