@@ -332,7 +332,7 @@ def _range(start: str | None, end: str | None) -> tuple[str, str]:
     return start or (today - timedelta(days=29)).strftime("%Y%m%d"), end or today.strftime("%Y%m%d")
 
 
-def _run_query(data_dir: Path, kind: str, project: str, params: dict[str, str]) -> dict[str, Any]:
+def _run_query(data_dir: Path, kind: str, project: str, params: dict[str, str | None]) -> dict[str, Any]:
     with _errors(), open_admin(data_dir) as admin:
         return admin.query(kind, project, {k: v for k, v in params.items() if v is not None})
 

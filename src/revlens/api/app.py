@@ -116,6 +116,13 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return data
 
 
+def _req(data: dict[str, Any], key: str, default: str | None = None) -> str:
+    """A required string field of a JSON body."""
+    value = _str(data, key, default)
+    assert value is not None
+    return value
+
+
 def _str(data: dict[str, Any], key: str, default: str | None = None, required: bool = True) -> str | None:
     value = data.get(key, default)
     if value is None:
@@ -151,9 +158,9 @@ async def projects(request: Request) -> Response:
     if request.method == "GET":
         return json_response({"projects": await run_in_threadpool(runtime.admin.list_projects)})
     data = await _json_body(request)
-    name = _str(data, "name")
-    currency = _str(data, "currency", "USD")
-    timezone = _str(data, "timezone", "UTC")
+    name = _req(data, "name")
+    currency = _req(data, "currency", "USD")
+    timezone = _req(data, "timezone", "UTC")
     created = await run_in_threadpool(runtime.admin.create_project, name, currency, timezone)
     return json_response(created, 201)
 
@@ -164,7 +171,7 @@ async def endpoints(request: Request) -> Response:
         found = await run_in_threadpool(runtime.admin.list_endpoints, request.query_params.get("project"))
         return json_response({"endpoints": found})
     data = await _json_body(request)
-    project = _str(data, "project")
+    project = _req(data, "project")
     secrets = data.get("signing_secrets")
     if secrets is None and isinstance(data.get("signing_secret"), str):
         secrets = [data["signing_secret"]]
@@ -202,7 +209,7 @@ async def rates(request: Request) -> Response:
     """Set daily exchange rates: {"base": "EUR", "rates": [{"date", "currency", "rate"}, ...]}."""
     runtime = require_admin(request)
     data = await _json_body(request)
-    base = _str(data, "base")
+    base = _req(data, "base")
     items = data.get("rates")
     if not isinstance(items, list):
         raise HTTPError(400, "'rates' must be a list of {date, currency, rate}")
@@ -217,7 +224,7 @@ async def rates(request: Request) -> Response:
             if not rate.is_finite() or rate <= 0:
                 raise HTTPError(400, f"rates[{i}].rate must be a positive number")
             rows.append((day, currency, rate))
-        code = normalize_currency(base)  # type: ignore[arg-type]
+        code = normalize_currency(base)
     except (ValueError, ArithmeticError) as exc:
         raise HTTPError(400, f"invalid rate: {exc}") from None
     source = _str(data, "source", "api") or "api"
@@ -231,7 +238,7 @@ async def query(request: Request) -> Response:
     params = data.get("params") or {}
     if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
         raise HTTPError(400, "'params' must be an object of strings")
-    result = await run_in_threadpool(run_query, runtime.store, _str(data, "kind"), _str(data, "project"), params)
+    result = await run_in_threadpool(run_query, runtime.store, _req(data, "kind"), _req(data, "project"), params)
     return query_routes.json_response(result)
 
 

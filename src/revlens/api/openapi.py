@@ -36,8 +36,8 @@ def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-ADMIN = [{"admin": []}]
-PROJECT = [{"project": []}, {"admin": []}]
+ADMIN: list[dict[str, list[str]]] = [{"admin": []}]
+PROJECT: list[dict[str, list[str]]] = [{"project": []}, {"admin": []}]
 DATE = {"type": "string", "pattern": "^[0-9]{8}$", "example": "20240301"}
 EVENT = {"type": "string", "example": '{"event_type": "[Stripe] payment_intent.succeeded"}'}
 ANY_OBJECT = {"type": "object", "additionalProperties": True}

@@ -8,6 +8,7 @@ objects (invoice lines, refunds) are left out: they are summarised by derived pr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 # Bounds for hostile or unusual payloads: Stripe objects are far shallower and smaller than this.
@@ -25,7 +26,9 @@ def _clip(value: Any) -> Any:
     return value
 
 
-def flatten(obj: dict[str, Any], prefix: str = "", depth: int = 0, out: dict[str, Any] | None = None) -> dict[str, Any]:
+def flatten(
+    obj: Mapping[str, Any], prefix: str = "", depth: int = 0, out: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Flatten nested dicts with dots; keep scalars and lists of scalars; drop nulls."""
     result: dict[str, Any] = {} if out is None else out
     for key, value in obj.items():

@@ -56,7 +56,7 @@ def _filter(item: Any, name: str) -> Filter:
     if not isinstance(values, list):
         values = [values]
     try:
-        return Filter(key=key, op=op, values=values)
+        return Filter.model_validate({"key": key, "op": op, "values": values})
     except ValidationError as exc:
         raise QueryError(name, f"bad filter {item!r}: {exc.errors()[0]['msg']}") from None
 

@@ -300,9 +300,9 @@ def run(query: SegmentationQuery, ctx: QueryContext) -> dict[str, Any]:
     hist_call = node is not None and isinstance(node, fx.Call) and node.function == "HIST"
     if query.metric == "frequency" or hist_call:
         index = node.event if isinstance(node, fx.Call) else 0
-        keys = _groups(query, index, None)
+        freq_keys = _groups(query, index, None)
         edges = [float(b) for b in (query.buckets or DEFAULT_FREQUENCY_BUCKETS)]
-        return _distribution_response(_frequency(ctx, query, index, keys, edges), edges, index, query.limit)
+        return _distribution_response(_frequency(ctx, query, index, freq_keys, edges), edges, index, query.limit)
     if node is not None and any(c.function == "HIST" for c in fx.calls(node)):
         raise QueryError("formula", "HIST(A) stands alone")
     if query.metric == "histogram":
@@ -315,9 +315,9 @@ def run(query: SegmentationQuery, ctx: QueryContext) -> dict[str, Any]:
         return _distribution_response(counts, edges, 0, query.limit)
 
     indexes = sorted({c.event for c in fx.calls(node)}) if node is not None else list(range(len(query.events)))
-    measured = {i: _measured(query, i, node) for i in indexes}
-    keys = {i: _groups(query, i, measured[i]) for i in indexes}
-    data = {i: _stats(ctx, query, i, measured[i], keys[i]) for i in indexes}
+    measured_by = {i: _measured(query, i, node) for i in indexes}
+    keys = {i: _groups(query, i, measured_by[i]) for i in indexes}
+    data = {i: _stats(ctx, query, i, measured_by[i], keys[i]) for i in indexes}
     active_per_bucket, active_total = _active_users(ctx, query) if query.metric == "pct_dau" else ({}, 0)
 
     series: list[list[Any]] = []
