@@ -197,3 +197,19 @@ def test_no_raw_body_or_header_makes_the_server_answer_500(shared_client, raw, h
     except UnicodeEncodeError:
         return  # not sendable as an HTTP header at all
     assert response.status_code == 400
+
+
+def test_loader_reads_from_the_log_when_it_falls_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the in-memory bound, records stay on disk only and are loaded from the log: none is lost."""
+    from revlens.ingest import loader
+
+    monkeypatch.setattr(loader, "MAX_QUEUED_BATCHES", 0)  # every batch overflows
+    with app_client(tmp_path) as client:
+        _, url = setup_project(client)
+        for i in range(30):
+            event = envelope("charge.succeeded", stripe_object("charge"), event_id=f"evt_behind_{i}")
+            body, headers = signed(event, SECRET)
+            assert client.post(url, content=body, headers=headers).status_code == 200
+        wait_for(lambda: stored(client, "evt_behind_29"))
+        status = wait_for(lambda: (s := client.get("/-/status").json()["endpoints"][0])["stored"] == 30 and s)
+        assert status["duplicates"] == 0

@@ -155,6 +155,7 @@ class LocalAdmin:
                 "backlog_batches": self.loader.backlog(),
                 "last_error": self.loader.last_error,
             }
+            result["store_memory_bytes"] = self.store.memory()
         return result
 
     def reprocess(self) -> dict[str, Any]:

@@ -27,6 +27,10 @@ class Settings(BaseModel):
         default=None, description="Admin API token; default: the one in <data_dir>/admin_token, created on first start."
     )
     log_level: str = Field(default="info", description="Log level of the server.")
+    store_memory_limit: str = Field(
+        default="1GB",
+        description="Most memory DuckDB may use for caching and queries in `revlens serve` (e.g. 512MB, 4GB).",
+    )
     auth_failures_per_minute: int = Field(
         default=20, ge=1, description="Failed authentications from one address before it gets 429 for a minute."
     )

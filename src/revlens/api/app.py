@@ -321,7 +321,7 @@ class RevlensApp:
 def open_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
     """Open the store and the log, start the loader, build the receiver and admin."""
     metrics = metrics or Metrics()
-    store = DuckDBStore(settings.data_dir)
+    store = DuckDBStore(settings.data_dir, memory_limit=settings.store_memory_limit)
     log = DeliveryLog(settings.log_dir)
     try:
         log.open()

@@ -42,6 +42,9 @@ RETRY_SECONDS = 0.5
 # Least time between two loads: under a steady trickle, gather deliveries into fewer, larger DuckDB
 # commits instead of spending the CPU the request path needs on many tiny ones.
 MIN_LOAD_INTERVAL = 0.05
+# Most committed batches held in memory for the loader. Past this the loader has fallen behind (a
+# burst, a slow disk): new records are left on disk and read back from the log, so memory stays bounded.
+MAX_QUEUED_BATCHES = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +234,7 @@ class Loader:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.loaded_position = store.log_position()
+        self._catch_up_pending = False
         self.last_error: str | None = None
         self.totals = {"stored": 0, "duplicates": 0, "parked": 0, "failed": 0}
 
@@ -247,7 +251,12 @@ class Loader:
             self._thread.join(timeout)
 
     def submit(self, entries: list[Entry]) -> None:
-        self._queue.put(_Job("load", entries))
+        """Hand over durable records; beyond the memory bound, only a note to read them from the log."""
+        if self._queue.qsize() < MAX_QUEUED_BATCHES:
+            self._queue.put(_Job("load", entries))
+        elif not self._catch_up_pending:
+            self._catch_up_pending = True
+            self._queue.put(_Job("catch_up"))
 
     def invalidate(self) -> None:
         self._queue.put(_Job("invalidate"))
@@ -292,6 +301,13 @@ class Loader:
                     entries.extend(e for e in item.entries if e.position >= self.loaded_position)
                 elif item.kind == "invalidate":
                     self.batcher.invalidate()
+                elif item.kind == "catch_up":
+                    if entries:
+                        self._load(entries)
+                        entries = []
+                    # Cleared before reading: records dropped from now on get a new catch-up job.
+                    self._catch_up_pending = False
+                    self._catch_up()
                 elif item.kind == "call" and item.fn is not None and item.future is not None:
                     if entries:
                         self._load(entries)

@@ -77,11 +77,13 @@ def _email(value: Any) -> str | None:
     return text.lower() if text and "@" in text else None
 
 
+# JSON-decoded Stripe objects hold plain dicts: `isinstance(x, dict)` is several times cheaper than
+# an abstract Mapping check on this per-event path.
 def _candidates(obj: Mapping[str, Any]) -> list[tuple[int, str]]:
     metadata = obj.get("metadata")
-    meta: Mapping[str, Any] = metadata if isinstance(metadata, Mapping) else {}
+    meta: Mapping[str, Any] = metadata if isinstance(metadata, dict) else {}
     raw_customer = obj.get("customer")
-    customer_obj: Mapping[str, Any] = raw_customer if isinstance(raw_customer, Mapping) else {}
+    customer_obj: Mapping[str, Any] = raw_customer if isinstance(raw_customer, dict) else {}
     details = obj.get("customer_details")
     billing = obj.get("billing_details")
     found: list[tuple[int, str | None]] = [
@@ -91,8 +93,8 @@ def _candidates(obj: Mapping[str, Any]) -> list[tuple[int, str]]:
         (RANK_EXPANDED_CUSTOMER_EMAIL, _email(customer_obj.get("email"))),
         (RANK_RECEIPT_EMAIL, _email(obj.get("receipt_email"))),
         (RANK_CUSTOMER, customer_id(obj)),
-        (RANK_CUSTOMER_DETAILS_EMAIL, _email(details.get("email")) if isinstance(details, Mapping) else None),
-        (RANK_BILLING_DETAILS_EMAIL, _email(billing.get("email")) if isinstance(billing, Mapping) else None),
+        (RANK_CUSTOMER_DETAILS_EMAIL, _email(details.get("email")) if isinstance(details, dict) else None),
+        (RANK_BILLING_DETAILS_EMAIL, _email(billing.get("email")) if isinstance(billing, dict) else None),
     ]
     return [(rank, value) for rank, value in found if value]
 
@@ -100,7 +102,7 @@ def _candidates(obj: Mapping[str, Any]) -> list[tuple[int, str]]:
 def customer_id(obj: Mapping[str, Any]) -> str | None:
     """The Stripe customer id of an object, whether `customer` is an id or an expanded customer."""
     raw = obj.get("customer")
-    if isinstance(raw, Mapping):
+    if isinstance(raw, dict):
         return _text(raw.get("id"))
     return _text(raw)
 

@@ -17,13 +17,7 @@ MAX_PROPERTIES = 1000
 # Amplitude truncates string properties at 1024 characters; so do we.
 MAX_STRING = 1024
 
-Scalar = str | int | float | bool
-
-
-def _clip(value: Any) -> Any:
-    if isinstance(value, str) and len(value) > MAX_STRING:
-        return value[:MAX_STRING]
-    return value
+SCALARS = (str, int, float, bool)
 
 
 def flatten(
@@ -32,17 +26,19 @@ def flatten(
     """Flatten nested dicts with dots; keep scalars and lists of scalars; drop nulls."""
     result: dict[str, Any] = {} if out is None else out
     for key, value in obj.items():
-        if len(result) >= MAX_PROPERTIES:
-            break
-        name = f"{prefix}{key}"
         if value is None:
             continue
-        if isinstance(value, dict):
+        kind = type(value)
+        if kind is str:
+            result[prefix + key] = value if len(value) <= MAX_STRING else value[:MAX_STRING]
+        elif kind is dict:
             if depth + 1 < MAX_DEPTH:
-                flatten(value, f"{name}.", depth + 1, result)
-        elif isinstance(value, list):
-            if value and all(isinstance(v, str | int | float | bool) for v in value):
-                result[name] = [_clip(v) for v in value[:100]]
-        else:
-            result[name] = _clip(value)
+                flatten(value, f"{prefix}{key}.", depth + 1, result)
+        elif kind is list:
+            if value and all(type(v) in SCALARS for v in value):
+                result[prefix + key] = [v[:MAX_STRING] if type(v) is str else v for v in value[:100]]
+        elif kind in SCALARS:
+            result[prefix + key] = value
+        if len(result) >= MAX_PROPERTIES:
+            break
     return result

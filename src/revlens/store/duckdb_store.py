@@ -36,8 +36,9 @@ from revlens.store.models import (
 from revlens.store.schema import SCHEMA_VERSION, STATEMENTS
 
 DB_FILE = "revlens.duckdb"
-# Checkpoint on our schedule rather than mid-batch (shared/reference/performance.md A.6).
-CHECKPOINT_THRESHOLD = "256MB"
+# Write the WAL into the database file every 32 MB: data not yet checkpointed is held in memory
+# uncompressed, and checkpoints run on the loader thread, never on the request path.
+CHECKPOINT_THRESHOLD = "32MB"
 
 
 class StoreError(Exception):
@@ -84,7 +85,7 @@ class DuckDBStore:
     name = "duckdb"
     dialect = "duckdb"
 
-    def __init__(self, data_dir: Path, read_only: bool = False) -> None:
+    def __init__(self, data_dir: Path, read_only: bool = False, memory_limit: str | None = None) -> None:
         self.path = data_dir / DB_FILE
         data_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -97,6 +98,11 @@ class DuckDBStore:
             raise StoreError(f"cannot open {self.path}: {exc}") from None
         self._write = threading.Lock()
         self._local = threading.local()
+        if memory_limit is not None:
+            # A setting, not a value from a request: SET does not take parameters.
+            if not memory_limit.replace(".", "").isalnum():
+                raise StoreError(f"not a memory size: {memory_limit!r}")
+            self._con.execute(f"SET memory_limit = '{memory_limit}'")
         if not read_only:
             self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
             for statement in STATEMENTS:
@@ -418,6 +424,11 @@ class DuckDBStore:
             )
             result.append(item)
         return result
+
+    def memory(self) -> dict[str, int]:
+        """DuckDB's memory use by tag, in bytes (only the non-zero ones)."""
+        rows = self.cursor().execute("SELECT tag, memory_usage_bytes FROM duckdb_memory()").fetchall()
+        return {str(tag): int(used) for tag, used in rows if used}
 
     def event_count(self, pid: int | None = None) -> int:
         if pid is None:
