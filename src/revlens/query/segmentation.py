@@ -96,27 +96,67 @@ def _where(c: Compiler, ctx: QueryContext, query: SegmentationQuery, spec: Event
     return exp.and_(*parts)
 
 
-def _aggregates(c: Compiler, measured: str | None) -> list[exp.Expression]:
-    items: list[exp.Expression] = [
-        exp.Count(this=exp.Distinct(expressions=[col("user_idx")])).as_("u"),
-        exp.Count(this=exp.Star()).as_("t"),
-    ]
-    if measured is not None:
+NEEDS = {
+    "uniques": {"u"},
+    "totals": {"t"},
+    "pct_dau": {"u"},
+    "average": {"u", "t"},
+    "sums": {"s"},
+    "value_avg": {"s", "c"},
+}
+CALL_NEEDS = {
+    "UNIQUES": {"u"},
+    "TOTALS": {"t"},
+    "AVG": {"u", "t"},
+    "PROPSUM": {"s"},
+    "REVENUETOTAL": {"s"},
+    "PROPAVG": {"s", "c"},
+}
+
+
+def _needs(query: SegmentationQuery, node: fx.Node | None, index: int, first: int) -> set[str]:
+    """The aggregates an event's metric (and the ranking of its groups) uses: only those are computed."""
+    if node is None:
+        needed = set(NEEDS.get(query.metric, {"u", "t"}))
+    else:
+        needed = set()
+        for call in fx.calls(node):
+            if call.event == index:
+                needed |= CALL_NEEDS.get(call.function, set())
+    if index == first:
+        needed.add(RANK_BY.get(query.metric, "u"))
+    return needed
+
+
+def _aggregates(c: Compiler, measured: str | None, needed: set[str]) -> list[exp.Expression]:
+    items: list[exp.Expression] = []
+    if "u" in needed:
+        items.append(exp.Count(this=exp.Distinct(expressions=[col("user_idx")])).as_("u"))
+    if "t" in needed:
+        items.append(exp.Count(this=exp.Star()).as_("t"))
+    if measured is not None and needed & {"s", "c"}:
         value = c.prop(measured, numeric=True)
         items += [exp.func("sum", value).as_("s"), exp.Count(this=value).as_("c")]
     return items
 
 
 def _stats(
-    ctx: QueryContext, query: SegmentationQuery, index: int, measured: str | None, keys: list[str]
+    ctx: QueryContext, query: SegmentationQuery, index: int, measured: str | None, keys: list[str], needed: set[str]
 ) -> tuple[dict[Group, dict[Any, Stats]], dict[Group, Stats]]:
+    """Aggregates per bucket and group, and over the whole range. Counts, sums and property counts add
+    up across buckets, so the range figures come from the buckets; distinct users need a second scan."""
     spec = query.events[index]
     per_bucket: dict[Group, dict[Any, Stats]] = defaultdict(dict)
     collapsed: dict[Group, Stats] = {}
-    for bucketed in (True, False):
+    if not needed:
+        return per_bucket, collapsed
+    names = [n for n in ("u", "t") if n in needed] + (
+        ["s", "c"] if measured is not None and needed & {"s", "c"} else []
+    )
+    for bucketed in (True, False) if "u" in needed else (True,):
         c = ctx.compiler()
         labels = [c.label(k).as_(f"g{i}") for i, k in enumerate(keys)]
-        select: list[exp.Expression] = [*labels, *_aggregates(c, measured)]
+        select: list[exp.Expression] = [*labels, *_aggregates(c, measured, needed)]
         group: list[exp.Expression] = [exp.column(f"g{i}") for i in range(len(keys))]
         if bucketed:
             select.insert(0, bucket_sql(query.interval, col("local_time")).as_("b"))
@@ -127,15 +167,25 @@ def _stats(
         for row in ctx.run(c, q):
             offset = 1 if bucketed else 0
             key = tuple(str(v) for v in row[offset : offset + len(keys)])
-            rest = row[offset + len(keys) :]
-            stats = Stats(int(rest[0]), int(rest[1]))
-            if measured is not None:
-                stats.s = Decimal(rest[2]) if rest[2] is not None else Decimal(0)
-                stats.c = int(rest[3])
+            values = dict(zip(names, row[offset + len(keys) :], strict=True))
+            stats = Stats(
+                int(values.get("u") or 0),
+                int(values.get("t") or 0),
+                Decimal(values["s"]) if values.get("s") is not None else Decimal(0),
+                int(values.get("c") or 0),
+            )
             if bucketed:
                 per_bucket[key][row[0]] = stats
             else:
                 collapsed[key] = stats
+    if "u" not in needed:
+        for key, buckets in per_bucket.items():
+            total = Stats()
+            for stats in buckets.values():
+                total.t += stats.t
+                total.s += stats.s
+                total.c += stats.c
+            collapsed[key] = total
     return per_bucket, collapsed
 
 
@@ -317,7 +367,7 @@ def run(query: SegmentationQuery, ctx: QueryContext) -> dict[str, Any]:
     indexes = sorted({c.event for c in fx.calls(node)}) if node is not None else list(range(len(query.events)))
     measured_by = {i: _measured(query, i, node) for i in indexes}
     keys = {i: _groups(query, i, measured_by[i]) for i in indexes}
-    data = {i: _stats(ctx, query, i, measured_by[i], keys[i]) for i in indexes}
+    data = {i: _stats(ctx, query, i, measured_by[i], keys[i], _needs(query, node, i, indexes[0])) for i in indexes}
     active_per_bucket, active_total = _active_users(ctx, query) if query.metric == "pct_dau" else ({}, 0)
 
     series: list[list[Any]] = []
