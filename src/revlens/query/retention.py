@@ -64,6 +64,8 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
     # The cohort: each user's first start event in the range.
     group_label = c.label(q.group_by) if q.group_by else exp.Literal.string("")
     if q.start_event.event_type == "_new":
+        if q.segment.filters or q.segment.cohorts or q.segment.not_cohorts or q.group_by:
+            raise QueryError("se", "_new retention takes no segment or group-by here")
         starts = (
             exp.select(
                 col("user_idx", "u"),
@@ -79,16 +81,15 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
                 )
             )
         )
-        if q.segment.filters or q.segment.cohorts or q.segment.not_cohorts or q.group_by:
-            raise QueryError("se", "_new retention takes no segment or group-by here")
     else:
         spec = q.start_event if q.start_event.event_type not in ("_active",) else EventSpec(event_type="_all")
-        inner = (
+        grp = exp.func("arg_min", group_label, col("time")) if q.group_by else exp.Literal.string("")
+        starts = (
             exp.select(
                 col("user_idx"),
                 exp.func("min", col("time")).as_("t0"),
                 exp.func("date_trunc", exp.Literal.string(unit), exp.func("min", col("local_time"))).as_("cohort"),
-                exp.func("arg_min", group_label, col("time")).as_("grp"),
+                grp.as_("grp"),
             )
             .from_(exp.to_table("events").as_("e"))
             .where(
@@ -101,18 +102,16 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
             )
             .group_by(col("user_idx"))
         )
-        starts = inner
 
     # Which interval each return falls in, for each user.
     ret = q.return_event if q.return_event.event_type not in ANY_EVENT else EventSpec(event_type="_all")
+    window = q.interval * MICROS_PER_DAY
     if q.calendar:
         k_expr: exp.Expression = exp.DateDiff(
             this=exp.func("date_trunc", exp.Literal.string(unit), col("local_time", "r")),
             expression=col("cohort", "s"),
             unit=exp.var(unit.upper()),
         )
-        # In calendar mode interval 0 is the cohort interval itself, from the first start event on.
-        lower = col("t0", "s")
     else:
         k_expr = exp.func(
             "floor",
@@ -122,59 +121,82 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
                         this=exp.func("epoch_us", col("time", "r")), expression=exp.func("epoch_us", col("t0", "s"))
                     )
                 ),
-                expression=c.bind(q.interval * MICROS_PER_DAY),
+                expression=c.bind(window),
             ),
         )
-        lower = col("t0", "s")
-    ret_match = c.event_match(ret, table="r")
+    bounds: list[exp.Expression] = [
+        exp.GTE(this=col("time", "r"), expression=col("t0", "s")),
+        # Constant bounds as well, so the scan skips data outside the window (the table is in time order).
+        exp.GTE(this=col("local_time", "r"), expression=c.bind(lo - timedelta(days=1))),
+    ]
+    if q.mode != RetentionMode.rolling:
+        # Returns past the last interval asked for change nothing.
+        span_days = q.interval * horizon + (31 if q.calendar else 0)
+        bounds.append(exp.LT(this=col("local_time", "r"), expression=c.bind(hi + timedelta(days=span_days + 1))))
+        if not q.calendar:
+            bounds.append(
+                exp.LT(
+                    this=exp.func("epoch_us", col("time", "r")),
+                    expression=exp.Add(this=exp.func("epoch_us", col("t0", "s")), expression=c.bind(window * horizon)),
+                )
+            )
     returns = (
         exp.select(col("user_idx", "s"), col("cohort", "s"), col("grp", "s"), exp.cast(k_expr, "BIGINT").as_("k"))
         .distinct()
-        .from_(exp.Subquery(this=starts, alias=exp.TableAlias(this=exp.to_identifier("s"))))
+        .from_(exp.to_table("s"))
         .join(
             exp.to_table("events").as_("r"),
-            on=exp.and_(exp.EQ(this=col("user_idx", "r"), expression=col("user_idx", "s")), ret_match),
-        )
-        .where(exp.GTE(this=col("time", "r"), expression=lower))
-    )
-    # Map each interval to the brackets it belongs to, then count users per cohort and bracket.
-    bracket_rows = exp.select("*").from_(
-        exp.Values(
-            expressions=[
-                exp.Tuple(expressions=[c.bind(j), c.bind(b_lo), c.bind(b_hi)])
-                for j, (b_lo, b_hi) in enumerate(brackets)
-            ],
-            alias=exp.TableAlias(
-                this=exp.to_identifier("b"), columns=[exp.to_identifier(n) for n in ("j", "lo", "hi")]
+            on=exp.and_(
+                exp.EQ(this=col("user_idx", "r"), expression=col("user_idx", "s")), c.event_match(ret, table="r")
             ),
         )
-    )
-    if q.mode == RetentionMode.rolling:
-        on = exp.GTE(this=col("k", "x"), expression=col("lo", "b"))
-    else:
-        on = exp.and_(
-            exp.GTE(this=col("k", "x"), expression=col("lo", "b")),
-            exp.LT(this=col("k", "x"), expression=col("hi", "b")),
-        )
-    counted = (
-        exp.select(
-            col("cohort", "x"),
-            col("grp", "x"),
-            col("j", "b"),
-            exp.Count(this=exp.Distinct(expressions=[col("user_idx", "x")])),
-        )
-        .from_(exp.Subquery(this=returns, alias=exp.TableAlias(this=exp.to_identifier("x"))))
-        .join(exp.Subquery(this=bracket_rows, alias=exp.TableAlias(this=exp.to_identifier("b"))), on=on)
-        .where(exp.LT(this=col("k", "x"), expression=c.bind(horizon if q.mode != RetentionMode.rolling else 10**9)))
-        .group_by(col("cohort", "x"), col("grp", "x"), col("j", "b"))
+        .where(exp.and_(*bounds))
     )
     sizes = (
-        exp.select(col("cohort", "s"), col("grp", "s"), exp.Count(this=exp.Star()))
-        .from_(exp.Subquery(this=starts, alias=exp.TableAlias(this=exp.to_identifier("s"))))
-        .group_by(col("cohort", "s"), col("grp", "s"))
+        exp.select(col("cohort", None), col("grp", None), exp.Literal.number(-1).as_("j"), exp.Count(this=exp.Star()).as_("n"))
+        .from_(exp.to_table("s"))
+        .group_by(col("cohort", None), col("grp", None))
     )
-    size_rows = ctx.run(c, sizes)
-    count_rows = ctx.run(c, counted)
+    if q.mode == RetentionMode.n_day:
+        # One bracket per interval: the interval number is the column, and x is already distinct per user.
+        counted = (
+            exp.select(col("cohort", None), col("grp", None), col("k", None).as_("j"), exp.Count(this=exp.Star()).as_("n"))
+            .from_(exp.to_table("x"))
+            .where(exp.LT(this=col("k", None), expression=c.bind(horizon)))
+            .group_by(col("cohort", None), col("grp", None), col("k", None))
+        )
+    else:
+        bracket_rows = exp.select("*").from_(
+            exp.Values(
+                expressions=[
+                    exp.Tuple(expressions=[c.bind(j), c.bind(b_lo), c.bind(b_hi)])
+                    for j, (b_lo, b_hi) in enumerate(brackets)
+                ],
+                alias=exp.TableAlias(
+                    this=exp.to_identifier("b"), columns=[exp.to_identifier(n) for n in ("j", "lo", "hi")]
+                ),
+            )
+        )
+        on = exp.GTE(this=col("k", "x"), expression=col("lo", "b"))
+        if q.mode == RetentionMode.bracket:
+            on = exp.and_(on, exp.LT(this=col("k", "x"), expression=col("hi", "b")))
+        counted = (
+            exp.select(
+                col("cohort", "x"),
+                col("grp", "x"),
+                col("j", "b"),
+                exp.Count(this=exp.Distinct(expressions=[col("user_idx", "x")])).as_("n"),
+            )
+            .from_(exp.to_table("x"))
+            .join(exp.Subquery(this=bracket_rows, alias=exp.TableAlias(this=exp.to_identifier("b"))), on=on)
+            .group_by(col("cohort", "x"), col("grp", "x"), col("j", "b"))
+        )
+    statement = exp.union(sizes, counted, distinct=False).with_("s", as_=starts).with_("x", as_=returns)
+    size_rows: list[tuple[Any, ...]] = []
+    count_rows: list[tuple[Any, ...]] = []
+    for row in ctx.run(c, statement):
+        (size_rows if row[2] == -1 else count_rows).append(row)
+    size_rows = [(cohort, grp, n) for cohort, grp, _, n in size_rows]
 
     cohort_size: dict[str, dict[datetime, int]] = {}
     for cohort, grp, n in size_rows:

@@ -20,6 +20,9 @@ from revlens.query.models import EventSpec, Filter, Segment
 COLUMNS: dict[str, tuple[str, bool]] = {
     "$revenue": ("revenue", True),
     "product": ("product", False),
+    # Stripe's raw amounts that charts sum most (minor units), as typed columns.
+    "amount": ("amount", True),
+    "amount_paid": ("amount_paid", True),
     "user_id": ("user_id", False),
     "event_type": ("event_type", False),
     "stripe_endpoint": ("endpoint_id", False),

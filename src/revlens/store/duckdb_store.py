@@ -560,11 +560,18 @@ def _events_table(items: list[tuple[int, str, Any]]) -> pa.Table:
             "customer": pa.array([e.customer for e in es], pa.string()),
             "revenue": pa.array([e.revenue for e in es], pa.decimal128(18, 3)),
             "product": pa.array([e.product for e in es], pa.string()),
+            "amount": pa.array([_minor(e.properties.get("amount")) for e in es], pa.int64()),
+            "amount_paid": pa.array([_minor(e.properties.get("amount_paid")) for e in es], pa.int64()),
             "fx_missing": pa.array([e.fx_missing for e in es], pa.bool_()),
             "endpoint_id": pa.array([endpoint for _, endpoint, _ in items]),
             "properties": pa.array([dump_properties(e.properties) for e in es]),
         }
     )
+
+
+def _minor(value: Any) -> int | None:
+    """A raw Stripe amount (integer minor units) kept in its own column for fast sums."""
+    return value if type(value) is int and -(2**62) < value < 2**62 else None
 
 
 def _upsert_links(cur: duckdb.DuckDBPyConnection, links: list[tuple[int, Link]]) -> None:

@@ -51,6 +51,8 @@ STATEMENTS = (
         customer VARCHAR,
         revenue DECIMAL(18, 3),
         product VARCHAR,
+        amount BIGINT,
+        amount_paid BIGINT,
         fx_missing BOOLEAN NOT NULL,
         endpoint_id VARCHAR NOT NULL,
         properties JSON NOT NULL
