@@ -83,13 +83,13 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
         )
     else:
         spec = q.start_event if q.start_event.event_type not in ("_active",) else EventSpec(event_type="_all")
-        grp = exp.func("arg_min", group_label, col("time")) if q.group_by else exp.Literal.string("")
+        grp_expr = exp.func("arg_min", group_label, col("time")) if q.group_by else exp.Literal.string("")
         starts = (
             exp.select(
                 col("user_idx"),
                 exp.func("min", col("time")).as_("t0"),
                 exp.func("date_trunc", exp.Literal.string(unit), exp.func("min", col("local_time"))).as_("cohort"),
-                grp.as_("grp"),
+                grp_expr.as_("grp"),
             )
             .from_(exp.to_table("events").as_("e"))
             .where(
