@@ -479,6 +479,27 @@ def query_cohort(
             console.print(user)
 
 
+@app.command()
+def chart(
+    project: Project,
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write: .png or .svg.")],
+    name: Annotated[
+        str | None, typer.Option("--chart", help="A starter chart by id or title, e.g. revenue, frequency.")
+    ] = None,
+    definition: Annotated[str | None, typer.Option(help="A dashboard chart's JSON definition, or @file.json.")] = None,
+    data_dir: DataDir = Path(DEFAULT_DATA_DIR),
+) -> None:
+    """Render a dashboard chart to PNG or SVG (the same spec the dashboard draws)."""
+    from revlens.web.render import ChartError, pick_chart, render_chart
+
+    try:
+        picked = pick_chart(name, definition)
+        written = render_chart(picked, lambda kind, params: _run_query(data_dir, kind, project, params)["data"], output)
+    except ChartError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"wrote {written}")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()

@@ -39,6 +39,7 @@ from revlens.money import normalize_currency
 from revlens.observability import Metrics
 from revlens.settings import Settings
 from revlens.store.duckdb_store import DuckDBStore
+from revlens.web import routes as web_routes
 from revlens.webhook.receiver import PREFIX, WebhookReceiver
 
 logger = logging.getLogger("revlens.app")
@@ -278,6 +279,7 @@ ROUTES = [
     Route("/-/rates", rates, methods=["POST"]),
     Route("/-/query", query, methods=["POST"]),
     *query_routes.ROUTES,
+    *web_routes.ROUTES,
 ]
 
 

@@ -28,6 +28,7 @@ from revlens.query.context import QueryContext
 from revlens.query.models import QueryError
 from revlens.store.duckdb_store import DuckDBStore, StoreError
 from revlens.store.models import Project
+from revlens.web.sessions import session_project
 
 
 def _default(value: Any) -> Any:
@@ -48,10 +49,14 @@ def _store(request: Request) -> DuckDBStore:
 
 
 def require_project(request: Request, store: DuckDBStore) -> Project:
-    """The project's own keys, or the admin token with `?project=` (the CLI and admins)."""
+    """The project's own keys, the admin token with `?project=` (the CLI and admins), or a dashboard
+    session cookie (with its CSRF token on writes)."""
     runtime = request.app.state.runtime
     if runtime.limiter.blocked(request.client.host if request.client else "unknown"):
         raise HTTPError(429, "too many failed authentication attempts; retry in a minute")
+    found = session_project(request, store)
+    if found is not None:
+        return found
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         supplied = header.split(" ", 1)[1].strip().encode()

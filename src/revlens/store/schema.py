@@ -103,4 +103,25 @@ STATEMENTS = (
         PRIMARY KEY (base, day, currency)
     )""",
     """CREATE TABLE IF NOT EXISTS ingest_state (key VARCHAR PRIMARY KEY, value BIGINT NOT NULL)""",
+    # The web dashboard (src/revlens/web): sign-in sessions and saved dashboards.
+    # One row per signed-in browser: the SHA-256 of the cookie's token (never the token itself), the
+    # project it may read (NULL with admin, which reads every project) and its CSRF token.
+    """CREATE TABLE IF NOT EXISTS web_sessions (
+        token_hash VARCHAR PRIMARY KEY,
+        pid INTEGER,
+        admin BOOLEAN NOT NULL,
+        csrf VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        expires_at TIMESTAMP NOT NULL
+    )""",
+    # A dashboard: a name and its charts (a JSON list of revlens.web.charts.Chart).
+    """CREATE TABLE IF NOT EXISTS dashboards (
+        pid INTEGER NOT NULL,
+        id INTEGER NOT NULL,
+        name VARCHAR NOT NULL,
+        charts JSON NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        updated_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (pid, id)
+    )""",
 )
