@@ -13,6 +13,7 @@ offsets; segment files are named after the position of their first byte.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import fcntl
 import os
 import struct
@@ -165,14 +166,35 @@ class DeliveryLog:
         self._open_segment()
         return self.end
 
+    def _rotate(self) -> None:
+        """Start the next segment; if it cannot be created (disk full), keep appending to nothing and
+        raise LogError, leaving the current segment open and untouched for the next attempt."""
+        old_fd, old_base, old_size = self._fd, self._base, self._size
+        self._base, self._size = self.end, 0
+        try:
+            self._open_segment()
+        except OSError as exc:
+            self._fd, self._base, self._size = old_fd, old_base, old_size
+            raise LogError(f"cannot start a new log segment: {exc.strerror or exc}") from exc
+        if old_fd is not None:
+            os.close(old_fd)
+
     def _open_segment(self) -> None:
         path = self.directory / f"{self._base:020d}{SUFFIX}"
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        dir_fd = os.open(self.directory, os.O_RDONLY)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            os.fsync(dir_fd)  # make the new file's name durable too
-        finally:
-            os.close(dir_fd)
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)  # make the new file's name durable too
+            finally:
+                os.close(dir_fd)
+        except OSError:
+            os.close(fd)
+            # Never leave an empty segment behind whose name claims positions the old one still fills.
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+        self._fd = fd
 
     def append(self, encoded: list[bytes]) -> list[int]:
         """Write encoded records and fdatasync once; returns each record's position.
@@ -182,9 +204,7 @@ class DeliveryLog:
         if self._fd is None:
             raise LogError("delivery log is not open")
         if self._size >= self.segment_bytes:
-            os.close(self._fd)
-            self._base, self._size = self.end, 0
-            self._open_segment()
+            self._rotate()
         fd = self._fd
         positions = []
         pos = self.end

@@ -3,7 +3,7 @@
 A user's cohort is the day, week or month (project time zone) of their first event. Day N of a
 user covers revenue (`$revenue`, refunds included) with time < first event + N days, so `r1d` is
 the first 24 hours. m: 0 ARPU = revenue / cohort users, 1 ARPPU = revenue / users who ever paid,
-2 total revenue, 3 paying users (users with positive revenue by day N). A day that not every user
+2 total revenue, 3 paying users (users whose revenue up to day N is positive: a refunded payer drops out). A day that not every user
 of the cohort has reached yet is null.
 """
 
@@ -84,28 +84,30 @@ def run(q: LtvQuery, ctx: QueryContext) -> dict[str, Any]:
         users = per_user.get(cohort_start, {})
         n = size_of[cohort_start]
         by_day = [Decimal(0)] * (DAYS + 1)  # revenue on day d (d >= DAYS lumped at the end)
-        became_paying = [0] * (DAYS + 1)  # users whose running total first turned positive on day d
+        paying_change = [0] * (DAYS + 1)  # +1 when a user's running total turns positive on day d, -1 back
         paid = 0
         total = Decimal(0)
         for items in users.values():
             running = Decimal(0)
-            first_paying: int | None = None
-            for d, amount in sorted(items):
-                by_day[min(d, DAYS)] += amount
-                running += amount
-                if first_paying is None and running > 0:
-                    first_paying = d
+            positive = False
+            per_day: dict[int, Decimal] = defaultdict(Decimal)
+            for d, amount in items:
+                per_day[min(d, DAYS)] += amount
+            for d in sorted(per_day):
+                by_day[d] += per_day[d]
+                running += per_day[d]
+                if (running > 0) != positive:
+                    positive = running > 0
+                    paying_change[d] += 1 if positive else -1
             total += running
             if running > 0:
                 paid += 1
-            if first_paying is not None:
-                became_paying[min(first_paying, DAYS)] += 1
         cell: dict[str, Any] = {"count": n, "paid": paid, "total_amount": total}
         last_first_event = step(cohort_start, unit)
         revenue_k, payers_k = Decimal(0), 0
         for k in range(1, DAYS + 1):
             revenue_k += by_day[k - 1]
-            payers_k += became_paying[k - 1]
+            payers_k += paying_change[k - 1]
             if last_first_event + timedelta(days=k) > now:
                 cell[f"r{k}d"] = None
                 continue

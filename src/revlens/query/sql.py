@@ -44,6 +44,7 @@ class Compiler:
         self.params: dict[str, Any] = {}
         self.now = now or datetime.now(UTC).replace(tzinfo=None)
         self.cohort_loader: Any = None  # callable(cohort_id) -> CohortNode, set by the caller
+        self._aliases = 0
 
     def bind(self, value: Any) -> exp.Placeholder:
         name = f"p{len(self.params)}"
@@ -147,22 +148,29 @@ class Compiler:
         )
 
     def cohort(self, node: CohortNode) -> exp.Query:
-        """The set of users (`user_idx`) a cohort definition describes, as a query."""
+        """The set of users (`user_idx`) a cohort definition describes, as a query.
+
+        Every set operation is wrapped in its own sub-select, so nested `not` / `all` / `any` keep
+        their meaning (SQL gives INTERSECT precedence over UNION and EXCEPT in an unparenthesized chain).
+        """
         if node.performed is not None:
             return self._performed(node.performed)
         if node.not_ is not None:
-            return exp.except_(self.all_users(), self.cohort(node.not_), distinct=True)
+            return self._wrapped(exp.except_(self.all_users(), self.cohort(node.not_), distinct=True))
         children = [self.cohort(child) for child in (node.all or node.any or [])]
+        if len(children) == 1:
+            return children[0]
         result = children[0]
         for child in children[1:]:
             result = (
                 exp.intersect(result, child, distinct=True) if node.all else exp.union(result, child, distinct=True)
             )
-        return (
-            exp.select("*").from_(exp.Subquery(this=result, alias=exp.TableAlias(this=exp.to_identifier("c"))))
-            if len(children) > 1
-            else result
-        )
+        return self._wrapped(result)
+
+    def _wrapped(self, query: exp.Query) -> exp.Select:
+        self._aliases += 1
+        alias = exp.TableAlias(this=exp.to_identifier(f"c{self._aliases}"))
+        return exp.select(exp.column("user_idx")).from_(exp.Subquery(this=query, alias=alias))
 
     def _performed(self, leaf: Performed) -> exp.Select:
         spec = EventSpec(event_type=leaf.event_type, filters=leaf.filters)
