@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gc
 import sys
+import threading
 
 import uvicorn
 
 from revlens.api.app import create_app
 from revlens.observability import configure_logging
 from revlens.settings import Settings
+from revlens.web.assets import vega_bundle
 
 # Hand the GIL over more often than the default 5 ms, so the event loop is not starved by the
 # loader thread between group commits (shared/reference/performance.md A.7).
@@ -50,6 +52,8 @@ def tune_interpreter() -> None:
 
 def run(settings: Settings) -> None:
     configure_logging(settings.log_level)
+    # Build the dashboard's chart library while the server starts, so the first page is fast.
+    threading.Thread(target=vega_bundle, name="revlens-assets", daemon=True).start()
     server = server_for(settings)
     tune_interpreter()
     server.run()

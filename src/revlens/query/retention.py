@@ -153,14 +153,18 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
         .where(exp.and_(*bounds))
     )
     sizes = (
-        exp.select(col("cohort", None), col("grp", None), exp.Literal.number(-1).as_("j"), exp.Count(this=exp.Star()).as_("n"))
+        exp.select(
+            col("cohort", None), col("grp", None), exp.Literal.number(-1).as_("j"), exp.Count(this=exp.Star()).as_("n")
+        )
         .from_(exp.to_table("s"))
         .group_by(col("cohort", None), col("grp", None))
     )
     if q.mode == RetentionMode.n_day:
         # One bracket per interval: the interval number is the column, and x is already distinct per user.
         counted = (
-            exp.select(col("cohort", None), col("grp", None), col("k", None).as_("j"), exp.Count(this=exp.Star()).as_("n"))
+            exp.select(
+                col("cohort", None), col("grp", None), col("k", None).as_("j"), exp.Count(this=exp.Star()).as_("n")
+            )
             .from_(exp.to_table("x"))
             .where(exp.LT(this=col("k", None), expression=c.bind(horizon)))
             .group_by(col("cohort", None), col("grp", None), col("k", None))

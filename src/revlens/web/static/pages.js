@@ -147,7 +147,7 @@
   async function setupPage() {
     const message = document.getElementById("status-message");
     const table = document.getElementById("status-table");
-    const columns = [["received", "Received"], ["stored", "Stored"], ["duplicates", "Duplicates"], ["ignored", "Ignored"], ["rejected_signatures", "Rejected signatures"], ["parked", "Parked"], ["last_delivery_at", "Last delivery"]];
+    const columns = [["received", "Received"], ["stored", "Stored"], ["duplicates", "Duplicates"], ["ignored", "Ignored"], ["rejected_signatures", "Rejected signatures"], ["parked", "Parked"], ["failed", "Failed"], ["fx_missing", "Waiting for an exchange rate"], ["last_delivery_at", "Last delivery"]];
 
     async function poll() {
       try {
@@ -170,7 +170,11 @@
           });
         });
         const total = found.reduce((sum, e) => sum + e.received, 0);
+        const waiting = found.reduce((sum, e) => sum + e.fx_missing, 0);
         message.textContent = total ? `Updated ${new Date().toLocaleTimeString()}; refreshes every 5 seconds.` : "Nothing has arrived yet. Send a test event from Stripe; it shows up here within seconds.";
+        if (waiting) {
+          message.textContent += ` ${waiting.toLocaleString()} payments are in a currency with no exchange rate yet: they keep their original amount and are left out of revenue until you run "revlens rates fetch" or "revlens rates import".`;
+        }
       } catch (err) {
         message.textContent = `The status could not be loaded: ${err.message}`;
       }
