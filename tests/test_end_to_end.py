@@ -155,3 +155,32 @@ def test_serve_end_to_end_with_duplicates_bad_signatures_and_a_crash(server: Ser
     ids = [r[0] for r in con.execute("SELECT insert_id FROM events").fetchall()]
     assert len(ids) == len(set(ids)) == kept
     assert set(ids) == {e["id"] for e in supported}
+
+
+def test_slow_clients_do_not_hold_up_others(server: Server) -> None:
+    """Connections that trickle their body byte by byte, or stop half-way, leave other senders unharmed."""
+    import socket as sock
+
+    _cli(server.data_dir, "projects", "create", "acme")
+    endpoint = _cli(server.data_dir, "stripe", "add-endpoint", "--project", "acme", "--signing-secret", SECRET)
+    server.start()
+    slow = []
+    for _ in range(20):
+        s = sock.create_connection(("127.0.0.1", server.port))
+        s.sendall(f"POST {endpoint['url_path']} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{{".encode())
+        slow.append(s)
+    try:
+        event = generate_events(DemoConfig(events=5, seed=9))[0]
+        body = orjson.dumps(event)
+        started = time.monotonic()
+        with httpx.Client(base_url=server.url, timeout=5) as client:
+            for _ in range(20):
+                assert _post(client, endpoint["url_path"], body) == 200
+            for s in slow:
+                s.sendall(b" ")
+            assert client.get("/-/health").status_code == 200
+        assert time.monotonic() - started < 5
+    finally:
+        for s in slow:
+            s.close()
+    assert server.proc is not None and server.proc.poll() is None

@@ -213,3 +213,22 @@ def test_loader_reads_from_the_log_when_it_falls_behind(tmp_path: Path, monkeypa
         wait_for(lambda: stored(client, "evt_behind_29"))
         status = wait_for(lambda: (s := client.get("/-/status").json()["endpoints"][0])["stored"] == 30 and s)
         assert status["duplicates"] == 0
+
+
+def test_deeply_nested_and_huge_bodies_get_4xx(tmp_path: Path) -> None:
+    with app_client(tmp_path) as client:
+        _, url = setup_project(client)
+        deep = b"[" * 5000 + b"]" * 5000
+        response = client.post(url, content=deep, headers={"Stripe-Signature": sign(deep, SECRET)})
+        assert response.status_code == 400
+        nested_event = envelope("charge.succeeded", {"id": "ch_1", "object": "charge"}, event_id="evt_deep")
+        inner: dict[str, object] = {}
+        nested_event["data"]["object"]["metadata"] = inner
+        for _ in range(200):  # deep but valid JSON: flattening stops at its depth bound
+            inner["x"] = {}
+            inner = inner["x"]  # type: ignore[assignment]
+        body, headers = signed(nested_event, SECRET)
+        assert client.post(url, content=body, headers=headers).status_code == 200
+        assert wait_for(lambda: stored(client, "evt_deep"))["status"] == "stored"
+        huge = b"{" + b" " * (2 * 1024 * 1024) + b"}"
+        assert client.post(url, content=huge, headers={"Stripe-Signature": sign(huge, SECRET)}).status_code == 413
