@@ -136,6 +136,11 @@ def _str(data: dict[str, Any], key: str, default: str | None = None, required: b
 
 
 async def health(request: Request) -> Response:
+    """200 while the server can take and load deliveries; 503 when it needs a restart."""
+    runtime = _runtime(request)
+    if runtime.loader.fatal is not None:
+        body = error_body(503, "the store stopped accepting writes (restart revlens): " + runtime.loader.fatal)
+        return json_response(body, 503)
     return json_response({"ok": True})
 
 
@@ -331,7 +336,7 @@ def open_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
         store.close()
         raise
     counters = Counters()
-    loader = Loader(store, settings.log_dir, counters, metrics)
+    loader = Loader(store, settings.log_dir, counters, metrics, durable_end=lambda: log.end)
     committer = GroupCommitter(log, loader.submit, metrics)
     metrics.watch_queue(loader.backlog)
     endpoint_secrets: dict[str, tuple[str, ...]] = {}

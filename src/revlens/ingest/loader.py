@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import duckdb
 import orjson
 
 from revlens import STRIPE_API_VERSION
@@ -224,7 +225,14 @@ class Batcher:
 class Loader:
     """The loader thread. Feed it with `submit` (durable entries); ask it to `reprocess`."""
 
-    def __init__(self, store: DuckDBStore, log_dir: Path, counters: Counters, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        store: DuckDBStore,
+        log_dir: Path,
+        counters: Counters,
+        metrics: Metrics | None = None,
+        durable_end: Callable[[], int] | None = None,
+    ) -> None:
         self.store = store
         self.log_dir = log_dir
         self.counters = counters
@@ -235,6 +243,8 @@ class Loader:
         self._stop = threading.Event()
         self.loaded_position = store.log_position()
         self._catch_up_pending = False
+        self.durable_end = durable_end
+        self.fatal: str | None = None  # set when the store can no longer write until a restart
         self.last_error: str | None = None
         self.totals = {"stored": 0, "duplicates": 0, "parked": 0, "failed": 0}
 
@@ -336,9 +346,14 @@ class Loader:
         self._flush_counters()
 
     def _catch_up(self) -> None:
-        """Load records that reached the log but not the store (a crash between the two)."""
+        """Load records that reached the log but not the store (a crash between the two, or a backlog
+        beyond the in-memory bound). Only records the writer has made durable are read: one still
+        being synced may yet be cut off, and its sender told 503."""
+        limit = self.durable_end() if self.durable_end is not None else None
         chunk: list[Entry] = []
         for entry in delivery_log.read(self.log_dir, self.loaded_position):
+            if limit is not None and entry.end > limit:
+                break
             chunk.append(entry)
             if len(chunk) >= MAX_BATCH:
                 self._load(chunk)
@@ -371,6 +386,10 @@ class Loader:
             except Exception as exc:
                 attempt += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, duckdb.FatalException) or "invalidated" in str(exc):
+                    # DuckDB refuses every write after a failed checkpoint until it is reopened:
+                    # say so, so /-/health fails and a supervisor restarts the process.
+                    self.fatal = self.last_error
                 logger.exception("loading a batch of %d records failed (attempt %d)", len(entries), attempt)
                 if self._stop.is_set() and (retries is None or attempt >= retries):
                     return None

@@ -103,6 +103,10 @@ STATEMENTS = (
         PRIMARY KEY (base, day, currency)
     )""",
     """CREATE TABLE IF NOT EXISTS ingest_state (key VARCHAR PRIMARY KEY, value BIGINT NOT NULL)""",
+    # Columns added after the first release of the schema: data folders made before them get them here.
+    """ALTER TABLE events ADD COLUMN IF NOT EXISTS user_idx INTEGER""",
+    """ALTER TABLE events ADD COLUMN IF NOT EXISTS amount BIGINT""",
+    """ALTER TABLE events ADD COLUMN IF NOT EXISTS amount_paid BIGINT""",
     # The web dashboard (src/revlens/web): sign-in sessions and saved dashboards.
     # One row per signed-in browser: the SHA-256 of the cookie's token (never the token itself), the
     # project it may read (NULL with admin, which reads every project) and its CSRF token.
