@@ -29,6 +29,7 @@ from starlette.types import Receive, Scope, Send
 from revlens.admin import AdminError, LocalAdmin, run_query
 from revlens.api import openapi
 from revlens.api import queries as query_routes
+from revlens.api.bodies import json_object
 from revlens.api.limits import FailureLimiter
 from revlens.api.middleware import RequestContext
 from revlens.errors import HTTPError, error_body
@@ -105,16 +106,7 @@ def require_admin(request: Request) -> Runtime:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > 1024 * 1024:
-        raise HTTPError(413, "body too large")
-    try:
-        data = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError:
-        raise HTTPError(400, "body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise HTTPError(400, "body must be a JSON object")
-    return data
+    return await json_object(request)
 
 
 def _req(data: dict[str, Any], key: str, default: str | None = None) -> str:

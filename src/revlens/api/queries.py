@@ -207,13 +207,19 @@ def _cohort_id(request: Request) -> int:
         raise HTTPError(404, "no such cohort") from None
 
 
-async def cohort_route(request: Request) -> Response:
+async def _saved_cohort(request: Request) -> tuple[DuckDBStore, Project, int, dict[str, Any]]:
+    """The store, the caller's project, and the saved cohort the path names (404 if not theirs)."""
     store = _store(request)
     project = require_project(request, store)
     cohort_id = _cohort_id(request)
     found = await run_in_threadpool(store.cohorts, project.pid, cohort_id)
     if not found:
         raise HTTPError(404, "no such cohort")
+    return store, project, cohort_id, found[0]
+
+
+async def cohort_route(request: Request) -> Response:
+    store, project, cohort_id, row = await _saved_cohort(request)
     if request.method == "DELETE":
         await run_in_threadpool(store.delete_cohort, project.pid, cohort_id)
         return json_response({"ok": True, "deleted": cohort_id})
@@ -221,20 +227,15 @@ async def cohort_route(request: Request) -> Response:
         definition = await _definition(request)
         await run_in_threadpool(_save_and_size, store, project, definition, cohort_id)
     else:
-        node = CohortNode.model_validate(orjson.loads(found[0]["definition"]))
+        node = CohortNode.model_validate(orjson.loads(row["definition"]))
         size = await run_in_threadpool(cohort_queries.size, node, context(store, project))
         await run_in_threadpool(store.set_cohort_size, project.pid, cohort_id, size)
     return json_response(_cohort_payload(store.cohorts(project.pid, cohort_id)[0], project))
 
 
 async def cohort_members_route(request: Request) -> Response:
-    store = _store(request)
-    project = require_project(request, store)
-    cohort_id = _cohort_id(request)
-    found = await run_in_threadpool(store.cohorts, project.pid, cohort_id)
-    if not found:
-        raise HTTPError(404, "no such cohort")
-    node = CohortNode.model_validate(orjson.loads(found[0]["definition"]))
+    store, project, cohort_id, row = await _saved_cohort(request)
+    node = CohortNode.model_validate(orjson.loads(row["definition"]))
     rows = await run_in_threadpool(cohort_queries.members, node, context(store, project))
     if request.query_params.get("format", "json") == "csv":
         buffer = io.StringIO()

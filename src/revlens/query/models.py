@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -27,7 +27,7 @@ class Interval(StrEnum):
     monthly = "30"
 
 
-FILTER_OPS = (
+FilterOp = Literal[
     "is",
     "is not",
     "contains",
@@ -38,25 +38,15 @@ FILTER_OPS = (
     "greater or equal",
     "set is",
     "set is not",
-)
+]
+FILTER_OPS: tuple[str, ...] = get_args(FilterOp)
 
 
 class Filter(BaseModel):
     """A property condition: on an event (`filters` of `e`) or in a segment (`s`)."""
 
     key: str
-    op: Literal[
-        "is",
-        "is not",
-        "contains",
-        "does not contain",
-        "less",
-        "less or equal",
-        "greater",
-        "greater or equal",
-        "set is",
-        "set is not",
-    ]
+    op: FilterOp
     values: list[Any] = Field(default_factory=list)
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from revlens.api.bodies import json_object
 from revlens.api.queries import json_response
 from revlens.errors import HTTPError
 from revlens.web import boards
@@ -39,16 +39,7 @@ def board_payload(board: boards.Board) -> dict[str, Any]:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise HTTPError(413, "body too large")
-    try:
-        data = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError:
-        raise HTTPError(400, "body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise HTTPError(400, "body must be a JSON object")
-    return data
+    return await json_object(request, MAX_BODY)
 
 
 def _name(data: dict[str, Any], default: str | None = None) -> str:
