@@ -183,6 +183,7 @@ class Compiler:
             where.append(self.time_range(start, end))
         elif timing.kind == "last_days" and timing.days:
             where.append(exp.GTE(this=col("time"), expression=self.bind(self.now - timedelta(days=timing.days))))
+            where.append(exp.LTE(this=col("time"), expression=self.bind(self.now)))
         elif timing.kind == "within_first_days" and timing.days:
             query = query.join(
                 exp.to_table("users").as_("u"),
