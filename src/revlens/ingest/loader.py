@@ -26,7 +26,7 @@ import orjson
 from revlens import STRIPE_API_VERSION
 from revlens.ingest import log as delivery_log
 from revlens.ingest.log import Entry
-from revlens.normalize import Context, EnvelopeError, Link, RateTable, is_supported, normalize, parse_envelope
+from revlens.normalize import Context, Envelope, EnvelopeError, Link, RateTable, is_supported, normalize, parse_envelope
 from revlens.normalize.identity import resolve
 from revlens.observability import Metrics
 from revlens.store.duckdb_store import DuckDBStore, NotFoundError
@@ -82,6 +82,17 @@ class Counters:
             self._deltas, self._last = {}, {}
         return deltas, last
 
+    def give_back(self, deltas: dict[str, dict[str, int]], last: dict[str, datetime]) -> None:
+        """Return what `take` handed out when it could not be stored, merging with newer counts."""
+        with self._lock:
+            for endpoint_id, bucket in deltas.items():
+                mine = self._deltas.setdefault(endpoint_id, {})
+                for name, count in bucket.items():
+                    mine[name] = mine.get(name, 0) + count
+            for endpoint_id, when in last.items():
+                newer = self._last.get(endpoint_id)
+                self._last[endpoint_id] = when if newer is None else max(newer, when)
+
     def pending(self) -> dict[str, dict[str, int]]:
         with self._lock:
             return {k: dict(v) for k, v in self._deltas.items()}
@@ -136,7 +147,7 @@ class Batcher:
     def build(self, entries: list[Entry], links: dict[int, dict[str, Link]] | None = None) -> LoadBatch:
         """Normalize `entries`. `links` (per project) overrides the store's links, for reprocess."""
         batch = LoadBatch(end=entries[-1].end if entries else 0)
-        parsed: list[tuple[Entry, Route, dict[str, Any] | None, str | None]] = []
+        parsed: list[tuple[Entry, Route, tuple[dict[str, Any], Envelope] | None, str | None]] = []
         aliases: dict[int, set[str]] = {}
         for entry in entries:
             route = self.route(entry.record.endpoint_id)
@@ -145,19 +156,19 @@ class Batcher:
                 continue
             try:
                 event = orjson.loads(entry.record.body)
-                parse_envelope(event)
+                envelope = parse_envelope(event)
             except (orjson.JSONDecodeError, EnvelopeError) as exc:
                 parsed.append((entry, route, None, str(exc)))
                 continue
-            parsed.append((entry, route, event, None))
+            parsed.append((entry, route, (event, envelope), None))
             obj = event["data"]["object"]
             aliases.setdefault(route.pid, set()).update(resolve(obj, {}).aliases)
         known = links if links is not None else {pid: self.store.links(pid, names) for pid, names in aliases.items()}
         seen: set[tuple[int, str]] = set()
         rates = self.rates()
-        for entry, route, event, error in parsed:
+        for entry, route, decoded, error in parsed:
             received = _utc(entry.record.received_ms, 1000)
-            if event is None:
+            if decoded is None:
                 # Only reachable on reprocess of a record written by an older revlens: keep it visible.
                 batch.deliveries.append(
                     Delivery(
@@ -175,7 +186,7 @@ class Batcher:
                     )
                 )
                 continue
-            env = parse_envelope(event)
+            event, env = decoded
             key = (route.pid, env.id)
             if key in seen:
                 batch.repeats[key] = batch.repeats.get(key, 0) + 1
@@ -373,7 +384,7 @@ class Loader:
                 try:
                     result = self.store.load(batch)
                 except Exception:
-                    self._restore(deltas, last)
+                    self.counters.give_back(deltas, last)
                     raise
                 self.metrics.load.observe(time.perf_counter() - started)
                 self.metrics.events_stored.inc(result.stored)
@@ -397,14 +408,6 @@ class Loader:
                     return None
                 time.sleep(RETRY_SECONDS)
 
-    def _restore(self, deltas: dict[str, dict[str, int]], last: dict[str, datetime]) -> None:
-        for endpoint_id, bucket in deltas.items():
-            for name, count in bucket.items():
-                for _ in range(count):
-                    self.counters.bump(endpoint_id, name)
-        for endpoint_id, when in last.items():
-            self.counters.seen(endpoint_id, when)
-
     def _flush_counters(self) -> None:
         deltas, last = self.counters.take()
         if not deltas and not last:
@@ -414,7 +417,7 @@ class Loader:
             self.store.load(batch)
         except Exception:
             logger.exception("flushing counters failed")
-            self._restore(deltas, last)
+            self.counters.give_back(deltas, last)
 
 
 def reprocess(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -39,7 +39,6 @@ FilterOp = Literal[
     "set is",
     "set is not",
 ]
-FILTER_OPS: tuple[str, ...] = get_args(FilterOp)
 
 
 class Filter(BaseModel):

@@ -289,14 +289,6 @@ def bucket_labels(edges: list[float]) -> list[str]:
     return out
 
 
-def _number(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return value
-    return value
-
-
 def _metric(metric: str, stats: Stats, active: int | None) -> Any:
     if metric == "uniques":
         return stats.u
