@@ -10,28 +10,12 @@ The full run (10 kills, ~40,000 deliveries) is `python bench/chaos.py`.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
-REPO = Path(__file__).resolve().parent.parent
+from benchload import load_bench
 
-
-def _load_chaos() -> ModuleType:
-    """bench/chaos.py (bench/ is not a package), loaded once per test session."""
-    if "revlens_bench_chaos" in sys.modules:
-        return sys.modules["revlens_bench_chaos"]
-    spec = importlib.util.spec_from_file_location("revlens_bench_chaos", REPO / "bench" / "chaos.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-chaos = _load_chaos()
+chaos = load_bench("chaos")
 
 
 def test_sigkill_under_load_loses_and_doubles_nothing(tmp_path: Path) -> None:

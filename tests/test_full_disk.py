@@ -20,7 +20,6 @@ store opens, holds every acknowledged delivery exactly once, nothing else, and t
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -28,28 +27,16 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from benchload import load_bench
+
 FS_SIZE = "16m"
 
 
-def _load_chaos() -> ModuleType:
-    """bench/chaos.py (bench/ is not a package), loaded once per test session."""
-    if "revlens_bench_chaos" in sys.modules:
-        return sys.modules["revlens_bench_chaos"]
-    spec = importlib.util.spec_from_file_location("revlens_bench_chaos", REPO / "bench" / "chaos.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-chaos = _load_chaos()
+chaos = load_bench("chaos")
 
 
 def _mount_tmpfs(mountpoint: Path, size: str) -> None:
