@@ -799,8 +799,8 @@ def test_reference_matches_the_documented_examples() -> None:
     assert [c["count"] for c in cells] == [1, 1, 1, 1, 0]
 
 
-# -- engine discrepancies at their minimal examples: regressions for the fixed ones, xfail (strict)
-# for the open ones, so each turns red the day the engine changes.
+# -- engine discrepancies the property tests found, at their minimal examples: regressions, each
+# checked against the reference (they were strict xfails until the engine was fixed).
 
 
 def _fixed(stores: Stores, events: list[Event], tz: str = "UTC") -> tuple[QueryContext, World, Log]:
@@ -860,28 +860,18 @@ DST_START = datetime(2024, 3, 10, 4, 59)
 DST_NOW = datetime(2024, 3, 11, 4, 30)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: retention._complete adds whole days to the cohort's local end and compares wall clocks, "
-    "so across a DST change a rolling interval turns complete up to an hour early (or late)",
-)
 def test_retention_interval_incomplete_across_dst(stores: Stores) -> None:
     try:
         ctx, world, log = _fixed(stores, [_ev(0, "u1", "x", DST_START, NEW_YORK)], NEW_YORK)
         ctx.now = world.now = DST_NOW
         rq = RetQuery(EventSpec(event_type="_all"), EventSpec(event_type="_all"), date(2024, 3, 9), date(2024, 3, 9))
         got = retention.run(params.retention(_ret_params(rq)), ctx)
-        assert got["series"][0]["values"]["2024-03-09"][1]["incomplete"] is False  # the engine's answer
+        assert got["series"][0]["values"]["2024-03-09"][1]["incomplete"] is True  # 23 h of real time so far
         same(got, ref.retention(world, rq), log, _ret_params(rq))
     finally:
         stores.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: ltv.run decides a day is reached on local wall clocks, so across a DST change r1d "
-    "is shown up to an hour before every user of the cohort has lived 24 h (or an hour after)",
-)
 def test_ltv_day_not_reached_across_dst(stores: Stores) -> None:
     events = [_ev(0, "u1", "pay", DST_START, NEW_YORK, revenue=Decimal("5.00"))]
     try:
@@ -889,7 +879,7 @@ def test_ltv_day_not_reached_across_dst(stores: Stores) -> None:
         ctx.now = world.now = DST_NOW
         asked = {"start": "20240309", "end": "20240309", "i": "1", "m": "2"}
         got = ltv.run(params.ltv(asked), ctx)
-        assert got["series"][0]["values"]["2024-03-09"]["r1d"] == Decimal("5")  # the engine's answer
+        assert got["series"][0]["values"]["2024-03-09"]["r1d"] is None  # not 24 h of real time yet
         same(got, ref.ltv(world, date(2024, 3, 9), date(2024, 3, 9), 2, 1), log, asked)
     finally:
         stores.close()
@@ -907,11 +897,6 @@ def test_cohort_last_days_ends_now(stores: Stores) -> None:
         stores.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: `userdata_cohort is not C` is `NOT user_idx IN (C)`, so events without a user are "
-    "kept when C is empty (NULL NOT IN () is true) and dropped otherwise (NULL NOT IN (..) is null)",
-)
 def test_not_in_empty_cohort_keeps_no_anonymous_events(stores: Stores) -> None:
     t = datetime(2024, 3, 4, 12)
     events = [_ev(0, "u1", "x", t), _ev(1, None, "x", t)]
@@ -928,17 +913,12 @@ def test_not_in_empty_cohort_keeps_no_anonymous_events(stores: Stores) -> None:
             segment=Segment(not_cohorts=[1]),
         )
         got = _run_segmentation(ctx, q)
-        assert got["series"] == [[2]]  # the engine's answer; with a non-empty cohort it drops the event
+        assert got["series"] == [[1]]  # the anonymous event is dropped, as with a non-empty cohort
         same(got, ref.segmentation(world, q), log, _seg_params(q))
     finally:
         stores.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: retention bounds calendar-month returns by 30 days per interval + 32, shorter than "
-    "~75 or more calendar months, so late months lose their returns",
-)
 def test_calendar_month_retention_keeps_late_returns(stores: Stores) -> None:
     events = [_ev(0, "u1", "x", datetime(2024, 1, 1, 12)), _ev(1, "u1", "x", datetime(2033, 12, 20, 12))]
     try:
@@ -954,7 +934,7 @@ def test_calendar_month_retention_keeps_late_returns(stores: Stores) -> None:
             intervals=120,
         )
         got = retention.run(params.retention(_ret_params(rq)), ctx)
-        assert got["series"][0]["values"]["2024-01-01"][120]["count"] == 0  # month 119: the engine's answer
+        assert got["series"][0]["values"]["2024-01-01"][120]["count"] == 1  # the return in month 119
         same(got, ref.retention(world, rq), log, _ret_params(rq))
     finally:
         stores.close()

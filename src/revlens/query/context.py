@@ -33,6 +33,11 @@ class QueryContext:
     def local_now(self) -> datetime:
         return self.now.replace(tzinfo=UTC).astimezone(ZoneInfo(self.timezone)).replace(tzinfo=None)
 
+    def utc_of(self, local: datetime) -> datetime:
+        """The instant (naive UTC) of a wall-clock time in the project's zone; the first of a repeated
+        hour, and a time in a skipped hour read with the offset before the change (zoneinfo's fold=0)."""
+        return local.replace(tzinfo=ZoneInfo(self.timezone)).astimezone(UTC).replace(tzinfo=None)
+
     def compiler(self) -> Compiler:
         compiler = Compiler(self.pid, self.store.dialect, self.now)
         compiler.cohort_loader = self.cohorts

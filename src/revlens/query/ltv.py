@@ -78,7 +78,6 @@ def run(q: LtvQuery, ctx: QueryContext) -> dict[str, Any]:
     per_user: dict[datetime, dict[int, list[tuple[int, Decimal]]]] = defaultdict(lambda: defaultdict(list))
     for cohort_start, user, d, amount in ctx.run(c, revenue):
         per_user[cohort_start][int(user)].append((int(d), Decimal(amount)))
-    now = ctx.local_now
     values: dict[str, dict[str, Any]] = {}
     for cohort_start in sorted(size_of, reverse=True):
         users = per_user.get(cohort_start, {})
@@ -103,12 +102,14 @@ def run(q: LtvQuery, ctx: QueryContext) -> dict[str, Any]:
             if running > 0:
                 paid += 1
         cell: dict[str, Any] = {"count": n, "paid": paid, "total_amount": total}
-        last_first_event = step(cohort_start, unit)
+        # Days are 24 h of real time from each user's first event: measured in UTC from the latest first
+        # event the cohort can hold (the instant its bucket ends), whatever DST does to the wall clock.
+        last_first_event = ctx.utc_of(step(cohort_start, unit))
         revenue_k, payers_k = Decimal(0), 0
         for k in range(1, DAYS + 1):
             revenue_k += by_day[k - 1]
             payers_k += paying_change[k - 1]
-            if last_first_event + timedelta(days=k) > now:
+            if last_first_event + timedelta(days=k) > ctx.now:
                 cell[f"r{k}d"] = None
                 continue
             options: list[Any] = [

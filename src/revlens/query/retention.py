@@ -131,7 +131,9 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
     ]
     if q.mode != RetentionMode.rolling:
         # Returns past the last interval asked for change nothing.
-        span_days = q.interval * horizon + (31 if q.calendar else 0)
+        # A calendar month lasts up to 31 days; the cohort's own bucket adds up to one more interval.
+        per_interval = 31 if q.calendar and q.interval == 30 else q.interval
+        span_days = per_interval * horizon + (31 if q.calendar else 0)
         bounds.append(exp.LT(this=col("local_time", "r"), expression=c.bind(hi + timedelta(days=span_days + 1))))
         if not q.calendar:
             bounds.append(
@@ -209,7 +211,6 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
     for cohort, grp, j, n in count_rows:
         counts[(str(grp), cohort, int(j))] = int(n)
 
-    now = ctx.local_now
     series = []
     for grp in sorted(cohort_size) or [""]:
         sizes_of = cohort_size.get(grp, {})
@@ -223,7 +224,7 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
             total += size
             cells = [{"count": size, "outof": size, "incomplete": False}]
             for j, (_, b_hi) in enumerate(brackets):
-                complete = _complete(cohort, unit, b_hi, q, now)
+                complete = _complete(cohort, unit, b_hi, q, ctx)
                 n = counts.get((grp, cohort, j), 0)
                 cells.append({"count": n, "outof": size, "incomplete": not complete})
                 if complete:
@@ -251,9 +252,13 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
     return {"series": series, "seriesMeta": [{"segmentIndex": 0, "eventIndex": 0} for _ in series]}
 
 
-def _complete(cohort: datetime, unit: str, upper: int, q: RetentionQuery, now: datetime) -> bool:
-    """Whether every user of the cohort has lived through intervals below `upper` by `now`."""
+def _complete(cohort: datetime, unit: str, upper: int, q: RetentionQuery, ctx: QueryContext) -> bool:
+    """Whether every user of the cohort has lived through intervals below `upper` by now.
+
+    Calendar intervals end on the project's wall clock. Rolling windows are lengths of real time from
+    each user's start event, so they are measured in UTC from the latest start the cohort can hold
+    (the instant its bucket ends): across a DST change a day of wall clock is 23 or 25 hours."""
     if q.calendar:
-        return step(cohort, unit, upper) <= now
-    last_start = step(truncate(cohort, unit), unit, 1)
-    return last_start + timedelta(days=q.interval * upper) <= now
+        return step(cohort, unit, upper) <= ctx.local_now
+    last_start = ctx.utc_of(step(truncate(cohort, unit), unit, 1))
+    return last_start + timedelta(days=q.interval * upper) <= ctx.now

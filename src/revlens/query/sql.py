@@ -129,6 +129,9 @@ class Compiler:
         for cohort_id in seg.cohorts:
             parts.append(col("user_idx", table).isin(query=self.cohort(self._load_cohort(cohort_id))))
         for cohort_id in seg.not_cohorts:
+            # An event without a user is in no cohort and out of none: "is not" drops it, as "is" does
+            # (a bare NOT IN would keep it exactly when the cohort is empty).
+            parts.append(exp.Not(this=exp.Is(this=col("user_idx", table), expression=exp.null())))
             parts.append(exp.not_(col("user_idx", table).isin(query=self.cohort(self._load_cohort(cohort_id)))))
         return parts
 
