@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from revlens.store.duckdb_store import DuckDBStore
+from revlens.store.duckdb_store import DuckDBStore, rebuild_daily_totals
 
 FORMAT_VERSION = 2
 CACHE_ROOT = Path("/tmp")
@@ -149,6 +149,7 @@ def _build(path: Path, n_events: int, n_users: int, seed: int) -> tuple[float, i
             cur.execute(INSERT_EVENTS, params)
             cur.unregister("synth")
             cur.execute(INSERT_USERS, {"pid": project.pid})
+            rebuild_daily_totals(cur, [project.pid])  # what the loader keeps current at ingest
         store.checkpoint()
     finally:
         store.close()
@@ -161,6 +162,7 @@ def generate(label: str, seed: int = 1, regenerate: bool = False) -> Dataset:
     path = folder(label, seed)
     marker = path / "bench-synth.json"
     if marker.exists() and not regenerate:
+        DuckDBStore(path).close()  # brings a cached folder up to the current schema (builds daily_totals)
         meta = json.loads(marker.read_text())
         meta.pop("built_s", None)
         return Dataset(**{**meta, "path": path, "generate_s": None})

@@ -12,18 +12,22 @@ One `Metrics` object per running app, on its own registry (no state at import ti
 | `revlens_loader_queue_batches` | gauge | committed batches waiting for the loader |
 | `revlens_query_seconds{kind}` | histogram | analytics queries, by kind |
 | `revlens_http_requests_total{route,status}` | counter | requests other than webhooks |
+| `revlens_store_memory_bytes{tag}` | gauge | memory DuckDB holds by kind (table cache, indexes, unsaved data, queries; capped by `store_memory_limit`) |
+| `process_resident_memory_bytes` etc. | gauge | the server process (RSS, CPU seconds, open files) |
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 QUERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -53,6 +57,9 @@ class Metrics:
         self.http = Counter(
             "revlens_http_requests", "HTTP requests (not webhooks)", ["route", "status"], registry=self.registry
         )
+        self._store_memory: Callable[[], list[tuple[str, int]]] | None = None
+        self.registry.register(_StoreMemoryCollector(self))
+        ProcessCollector(registry=self.registry)
         self._outcomes = {name: self.deliveries.labels(name) for name in OUTCOMES}
 
     def delivery(self, outcome: str) -> None:
@@ -61,8 +68,26 @@ class Metrics:
     def watch_queue(self, size: Callable[[], int]) -> None:
         self.queue.set_function(size)
 
+    def watch_store_memory(self, usage: Callable[[], list[tuple[str, int]]]) -> None:
+        self._store_memory = usage
+
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
+
+
+class _StoreMemoryCollector(Collector):
+    """`revlens_store_memory_bytes{tag}`: what DuckDB reports holding, by kind (table cache, indexes,
+    data not yet checkpointed, query state), read at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("revlens_store_memory_bytes", "Memory held by the store (DuckDB)", labels=["tag"])
+        if self.metrics._store_memory is not None:
+            for tag, size in self.metrics._store_memory():
+                family.add_metric([tag.lower()], size)
+        yield family
 
 
 OUTCOMES = ("accepted", "parked", "ignored", "rejected", "invalid", "too_large", "unknown_endpoint", "unavailable")

@@ -8,6 +8,7 @@ import threading
 
 import uvicorn
 
+from revlens import malloc
 from revlens.api.app import create_app
 from revlens.observability import configure_logging
 from revlens.settings import Settings
@@ -51,6 +52,7 @@ def tune_interpreter() -> None:
 
 
 def run(settings: Settings) -> None:
+    malloc.limit_arenas()
     configure_logging(settings.log_level)
     # Build the dashboard's chart library while the server starts, so the first page is fast.
     threading.Thread(target=vega_bundle, name="revlens-assets", daemon=True).start()

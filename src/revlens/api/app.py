@@ -331,6 +331,7 @@ def open_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
     loader = Loader(store, settings.log_dir, counters, metrics, durable_end=lambda: log.end)
     committer = GroupCommitter(log, loader.submit, metrics)
     metrics.watch_queue(loader.backlog)
+    metrics.watch_store_memory(store.memory_usage)
     endpoint_secrets: dict[str, tuple[str, ...]] = {}
     receiver = WebhookReceiver(
         endpoint_secrets, committer, counters, settings.max_body_bytes, settings.signature_tolerance, metrics

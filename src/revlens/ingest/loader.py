@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import orjson
 
-from revlens import STRIPE_API_VERSION
+from revlens import STRIPE_API_VERSION, malloc
 from revlens.ingest import log as delivery_log
 from revlens.ingest.log import Entry
 from revlens.normalize import Context, Envelope, EnvelopeError, Link, RateTable, is_supported, normalize, parse_envelope
@@ -38,6 +38,8 @@ logger = logging.getLogger("revlens.loader")
 MAX_BATCH = 5000
 # How often counters of deliveries that store nothing (ignored, rejected) reach the store when idle.
 COUNTER_FLUSH_SECONDS = 1.0
+# How often the loader hands freed heap memory back to the system (revlens/malloc.py).
+TRIM_SECONDS = 10.0
 # Retry pause after a failed store write (the records stay queued; nothing is dropped).
 RETRY_SECONDS = 0.5
 # Least time between two loads: under a steady trickle, gather deliveries into fewer, larger DuckDB
@@ -297,7 +299,11 @@ class Loader:
     def _run(self) -> None:
         self._catch_up()
         last_load = 0.0
+        last_trim = time.monotonic()
         while not self._stop.is_set():
+            if time.monotonic() - last_trim >= TRIM_SECONDS:
+                malloc.trim()
+                last_trim = time.monotonic()
             try:
                 job = self._queue.get(timeout=COUNTER_FLUSH_SECONDS)
             except queue.Empty:

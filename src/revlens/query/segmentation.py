@@ -20,8 +20,8 @@ from sqlglot import exp
 
 from revlens.query import formula as fx
 from revlens.query.context import QueryContext
-from revlens.query.models import EventSpec, QueryError, SegmentationQuery
-from revlens.query.sql import Compiler, col
+from revlens.query.models import EventSpec, Interval, QueryError, SegmentationQuery
+from revlens.query.sql import ANY_EVENT, Compiler, col
 from revlens.query.timeaxis import bucket_sql, buckets, label, range_bounds
 
 PROPERTY_METRICS = ("sums", "value_avg", "histogram")
@@ -153,6 +153,8 @@ def _stats(
     names = [n for n in ("u", "t") if n in needed] + (
         ["s", "c"] if measured is not None and needed & {"s", "c"} else []
     )
+    if "u" not in needed and _summarizable(query, spec, measured, keys):
+        return _stats_from_daily_totals(ctx, query, spec, measured, keys)
     for bucketed in (True, False) if "u" in needed else (True,):
         c = ctx.compiler()
         labels = [c.label(k).as_(f"g{i}") for i, k in enumerate(keys)]
@@ -186,6 +188,61 @@ def _stats(
                 total.s += stats.s
                 total.c += stats.c
             collapsed[key] = total
+    return per_bucket, collapsed
+
+
+# Properties the daily totals hold sums of (store/schema.py), by their column there.
+SUMMED = {"$revenue": "revenue", "amount": "amount", "amount_paid": "amount_paid"}
+
+
+def _summarizable(query: SegmentationQuery, spec: EventSpec, measured: str | None, keys: list[str]) -> bool:
+    """Whether counts and sums can come from the daily totals: one event type, no filters or
+    segments, day or coarser buckets, grouped by nothing or the product, summing a money column."""
+    segment = query.segment
+    return (
+        spec.event_type not in ANY_EVENT
+        and not spec.filters
+        and not (segment.filters or segment.cohorts or segment.not_cohorts)
+        and query.interval in (Interval.daily, Interval.weekly, Interval.monthly)
+        and all(k.removeprefix("gp:") == "product" for k in keys)
+        and (measured is None or measured.removeprefix("gp:") in SUMMED)
+    )
+
+
+def _stats_from_daily_totals(
+    ctx: QueryContext, query: SegmentationQuery, spec: EventSpec, measured: str | None, keys: list[str]
+) -> tuple[dict[Group, dict[Any, Stats]], dict[Group, Stats]]:
+    """Events, sums and counts per bucket and product from the totals kept at ingest; the same
+    answer as counting the events (tests/test_query_properties.py checks both against a reference)."""
+    c = ctx.compiler()
+    lo, hi = range_bounds(query.start, query.end)
+    d = "d"
+    column = SUMMED[measured.removeprefix("gp:")] if measured is not None else None
+    select: list[exp.Expression] = [
+        bucket_sql(query.interval, col("day", d)).as_("b"),
+        *[col("product", d).as_(f"g{i}") for i in range(len(keys))],
+        exp.func("sum", col("events", d)).as_("t"),
+    ]
+    if column is not None:
+        select += [exp.func("sum", col(column, d)).as_("s"), exp.func("sum", col(f"{column}_n", d)).as_("c")]
+    where = exp.and_(
+        exp.EQ(this=col("pid", d), expression=c.bind(ctx.pid)),
+        exp.EQ(this=col("event_type", d), expression=c.bind(spec.event_type)),
+        c.time_range(lo, hi, column="day", table=d),
+    )
+    group = [exp.column("b"), *[exp.column(f"g{i}") for i in range(len(keys))]]
+    q = exp.select(*select).from_(exp.to_table("daily_totals").as_(d)).where(where).group_by(*group)
+    per_bucket: dict[Group, dict[Any, Stats]] = defaultdict(dict)
+    collapsed: dict[Group, Stats] = {}
+    for row in ctx.run(c, q):
+        key = tuple(str(v) for v in row[1 : 1 + len(keys)])
+        t = int(row[1 + len(keys)])
+        s, n = (Decimal(row[2 + len(keys)]), int(row[3 + len(keys)])) if column is not None else (Decimal(0), 0)
+        per_bucket[key][row[0]] = Stats(0, t, s, n)
+        total = collapsed.setdefault(key, Stats())
+        total.t += t
+        total.s += s
+        total.c += n
     return per_bucket, collapsed
 
 

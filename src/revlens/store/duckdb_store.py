@@ -41,6 +41,17 @@ DB_FILE = "revlens.duckdb"
 CHECKPOINT_THRESHOLD = "32MB"
 
 
+def fetch_one(cur: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
+    """The first row of the statement just run, reading the whole result.
+
+    A result left half-read keeps its transaction open, and while any transaction is open DuckDB
+    skips the automatic checkpoint after a write that updated rows: the write-ahead log and the
+    memory holding its data then grow without bound. Every read of "one row" goes through here.
+    """
+    rows = cur.fetchall()
+    return tuple(rows[0]) if rows else None
+
+
 class StoreError(Exception):
     """The store cannot do what was asked (the message says why, for a person to read)."""
 
@@ -110,6 +121,12 @@ class DuckDBStore:
             self._con.execute(
                 "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING", [str(SCHEMA_VERSION)]
             )
+            # A data folder from before the daily totals existed: build them once.
+            if fetch_one(
+                self._con.execute("SELECT NOT EXISTS (FROM daily_totals) AND EXISTS (FROM events)")
+            ) == (True,):
+                with self.transaction() as cur:
+                    rebuild_daily_totals(cur)
 
     # -- connections -------------------------------------------------------------------------------
 
@@ -140,6 +157,11 @@ class DuckDBStore:
                 self._con.execute("CHECKPOINT")
             self._con.close()
 
+    def memory_usage(self) -> list[tuple[str, int]]:
+        """Memory DuckDB holds right now, by kind (table cache, indexes, query state), as it reports it."""
+        rows = self.execute("SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0")
+        return [(str(tag), int(size)) for tag, size in rows]
+
     def checkpoint(self) -> None:
         with self._write:
             self.cursor().execute("CHECKPOINT")
@@ -151,9 +173,9 @@ class DuckDBStore:
         currency = normalize_currency(currency)
         secret = token.token_hex(16)
         with self.transaction() as cur:
-            if cur.execute("SELECT 1 FROM projects WHERE name = ?", [name]).fetchone():
+            if fetch_one(cur.execute("SELECT 1 FROM projects WHERE name = ?", [name])):
                 raise ConflictError(f"a project named {name!r} already exists")
-            row = cur.execute("SELECT coalesce(max(pid), 0) + 1 FROM projects").fetchone()
+            row = fetch_one(cur.execute("SELECT coalesce(max(pid), 0) + 1 FROM projects"))
             pid = int(row[0]) if row else 1
             project = Project(
                 pid=pid,
@@ -273,7 +295,7 @@ class DuckDBStore:
     # -- loading ------------------------------------------------------------------------------------
 
     def log_position(self) -> int:
-        row = self.cursor().execute("SELECT value FROM ingest_state WHERE key = 'log_position'").fetchone()
+        row = fetch_one(self.cursor().execute("SELECT value FROM ingest_state WHERE key = 'log_position'"))
         return int(row[0]) if row else 0
 
     def links(self, pid: int, aliases: Iterable[str]) -> dict[str, Link]:
@@ -299,7 +321,7 @@ class DuckDBStore:
     def replace_all(self, batch: LoadBatch) -> LoadResult:
         """Rebuild deliveries, events and links from scratch in one transaction (reprocess)."""
         with self.transaction() as cur:
-            for table in ("events", "deliveries", "identity_links", "users"):
+            for table in ("events", "daily_totals", "deliveries", "identity_links", "users"):
                 cur.execute(f"DELETE FROM {table}")
             return _load(cur, batch)
 
@@ -313,7 +335,7 @@ class DuckDBStore:
         if pid is not None:
             sql += " AND d.pid = ?"
             params.append(pid)
-        row = self.cursor().execute(sql, params).fetchone()
+        row = fetch_one(self.cursor().execute(sql, params))
         if row is None:
             return None
         keys = [
@@ -354,8 +376,12 @@ class DuckDBStore:
         with self.transaction() as cur:
             cur.register("new_events", _events_table(events))
             cur.execute("DELETE FROM events WHERE (pid, insert_id) IN (SELECT (pid, insert_id) FROM new_events)")
-            cur.execute("INSERT INTO events BY NAME SELECT * FROM new_events")
+            cur.execute(
+                "INSERT INTO events BY NAME SELECT n.*, u.user_idx FROM new_events n "
+                "LEFT JOIN users u ON u.pid = n.pid AND u.user_id = n.user_id"
+            )
             cur.unregister("new_events")
+            rebuild_daily_totals(cur, sorted({pid for pid, _, _ in events}))
         return len(events)
 
     # -- status -------------------------------------------------------------------------------------
@@ -432,9 +458,9 @@ class DuckDBStore:
 
     def event_count(self, pid: int | None = None) -> int:
         if pid is None:
-            row = self.cursor().execute("SELECT count(*) FROM events").fetchone()
+            row = fetch_one(self.cursor().execute("SELECT count(*) FROM events"))
         else:
-            row = self.cursor().execute("SELECT count(*) FROM events WHERE pid = ?", [pid]).fetchone()
+            row = fetch_one(self.cursor().execute("SELECT count(*) FROM events WHERE pid = ?", [pid]))
         return int(row[0]) if row else 0
 
     def execute(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -449,7 +475,7 @@ class DuckDBStore:
         now = _now()
         with self.transaction() as cur:
             if cohort_id is None:
-                row = cur.execute("SELECT coalesce(max(id), 0) + 1 FROM cohorts WHERE pid = ?", [pid]).fetchone()
+                row = fetch_one(cur.execute("SELECT coalesce(max(id), 0) + 1 FROM cohorts WHERE pid = ?", [pid]))
                 cohort_id = int(row[0]) if row else 1
                 cur.execute(
                     "INSERT INTO cohorts VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
@@ -495,7 +521,7 @@ class DuckDBStore:
         return RateTable.from_rows(base, ((r[1], r[2], r[3]) for r in rows if r[0] == base))
 
     def rates_base(self) -> str | None:
-        row = self.cursor().execute("SELECT min(base) FROM rates").fetchone()
+        row = fetch_one(self.cursor().execute("SELECT min(base) FROM rates"))
         return row[0] if row and row[0] else None
 
     def put_rates(self, base: str, rows: list[tuple[date, str, Decimal]], source: str) -> int:
@@ -689,4 +715,37 @@ def _insert_events(cur: duckdb.DuckDBPyConnection, events: list[tuple[int, str, 
         "INSERT INTO events BY NAME SELECT b.*, u.user_idx FROM batch_events b "
         "LEFT JOIN users u ON u.pid = b.pid AND u.user_id = b.user_id"
     )
+    cur.execute(
+        f"INSERT INTO daily_totals {DAILY_TOTALS.format(source='batch_events', where='')} "
+        "ON CONFLICT DO UPDATE SET events = daily_totals.events + excluded.events, "
+        "revenue = daily_totals.revenue + excluded.revenue, revenue_n = daily_totals.revenue_n + excluded.revenue_n, "
+        "amount = daily_totals.amount + excluded.amount, amount_n = daily_totals.amount_n + excluded.amount_n, "
+        "amount_paid = daily_totals.amount_paid + excluded.amount_paid, "
+        "amount_paid_n = daily_totals.amount_paid_n + excluded.amount_paid_n"
+    )
     cur.unregister("batch_events")
+
+
+# The daily totals of a set of events (`source` and `where` are fixed SQL from this module, never
+# values: those are parameters). Keep in step with the daily_totals table in schema.py.
+DAILY_TOTALS = """
+SELECT pid, event_type, date_trunc('day', local_time) AS day,
+       coalesce(CAST(product AS VARCHAR), '(none)') AS product, count(*) AS events,
+       coalesce(sum(revenue), 0) AS revenue, count(revenue) AS revenue_n,
+       coalesce(sum(amount), 0) AS amount, count(amount) AS amount_n,
+       coalesce(sum(amount_paid), 0) AS amount_paid, count(amount_paid) AS amount_paid_n
+FROM {source} {where} GROUP BY ALL
+"""
+
+
+def rebuild_daily_totals(cur: duckdb.DuckDBPyConnection, pids: list[int] | None = None) -> None:
+    """Recompute the daily totals of some projects (all when None) from their events."""
+    if pids is None:
+        cur.execute("DELETE FROM daily_totals")
+        cur.execute(f"INSERT INTO daily_totals {DAILY_TOTALS.format(source='events', where='')}")
+        return
+    cur.execute("DELETE FROM daily_totals WHERE pid IN (SELECT unnest($pids))", {"pids": pids})
+    cur.execute(
+        f"INSERT INTO daily_totals {DAILY_TOTALS.format(source='events', where='WHERE pid IN (SELECT unnest($pids))')}",
+        {"pids": pids},
+    )

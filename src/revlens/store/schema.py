@@ -107,6 +107,23 @@ STATEMENTS = (
     """ALTER TABLE events ADD COLUMN IF NOT EXISTS user_idx INTEGER""",
     """ALTER TABLE events ADD COLUMN IF NOT EXISTS amount BIGINT""",
     """ALTER TABLE events ADD COLUMN IF NOT EXISTS amount_paid BIGINT""",
+    # Events per project, type, local day and product, with the sums of the typed money columns: kept
+    # current by every write to `events`, so totals and sums without filters read a few thousand rows
+    # instead of every event (query/segmentation.py). `product` is the group-by label ('(none)').
+    """CREATE TABLE IF NOT EXISTS daily_totals (
+        pid INTEGER NOT NULL,
+        event_type VARCHAR NOT NULL,
+        day TIMESTAMP NOT NULL,
+        product VARCHAR NOT NULL,
+        events BIGINT NOT NULL,
+        revenue DECIMAL(38, 3) NOT NULL,
+        revenue_n BIGINT NOT NULL,
+        amount HUGEINT NOT NULL,
+        amount_n BIGINT NOT NULL,
+        amount_paid HUGEINT NOT NULL,
+        amount_paid_n BIGINT NOT NULL,
+        PRIMARY KEY (pid, event_type, day, product)
+    )""",
     # The web dashboard (src/revlens/web): sign-in sessions and saved dashboards.
     # One row per signed-in browser: the SHA-256 of the cookie's token (never the token itself), the
     # project it may read (NULL with admin, which reads every project) and its CSRF token.

@@ -14,7 +14,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from revlens.errors import HTTPError
-from revlens.store.duckdb_store import DuckDBStore
+from revlens.store.duckdb_store import DuckDBStore, fetch_one
 from revlens.store.models import Project
 from revlens.web.charts import Chart
 from revlens.web.starter import BIG_SPENDERS, BIG_SPENDERS_DEFINITION, STARTER_NAME, starter_charts
@@ -109,9 +109,9 @@ def save(
     now = _now()
     with store.transaction() as cur:
         if board_id is None:
-            row = cur.execute(
-                "SELECT count(*), coalesce(max(id), 0) + 1 FROM dashboards WHERE pid = ?", [pid]
-            ).fetchone()
+            row = fetch_one(
+                cur.execute("SELECT count(*), coalesce(max(id), 0) + 1 FROM dashboards WHERE pid = ?", [pid])
+            )
             assert row is not None
             if only_if_none and row[0]:
                 return 1

@@ -1,0 +1,118 @@
+"""The DuckDB store: checkpoints under a steady write load, and the totals it keeps at ingest."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from revlens.normalize import AnalyticsEvent
+from revlens.store.duckdb_store import DAILY_TOTALS, DB_FILE, DuckDBStore
+from revlens.store.models import STORED, Delivery, LoadBatch
+
+THRESHOLD_BYTES = 256 * 1024
+
+
+def _batch(pid: int, start: int, size: int) -> LoadBatch:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    deliveries, events = [], []
+    for n in range(start, start + size):
+        when = t0 + timedelta(seconds=n)
+        event_id = f"evt_{n:08d}"
+        deliveries.append(
+            Delivery(pid, event_id, "we_1", "payment_intent.succeeded", None, None, STORED, n, when, when)
+        )
+        event = AnalyticsEvent(
+            insert_id=event_id,
+            event_type="[Stripe] payment_intent.succeeded",
+            time=when,
+            local_time=when.replace(tzinfo=None),
+            user_id=f"user_{n % 97}",
+            user_rank=0,
+            customer=None,
+            revenue=Decimal("12.50"),
+            product="Pro plan",
+            fx_missing=False,
+            properties={"description": "x" * 200, "n": str(n)},
+        )
+        events.append((pid, "we_1", event))
+    # A repeat of the first delivery: the load then also updates rows (attempts), as real loads do.
+    return LoadBatch(end=start + size, deliveries=deliveries, events=events, repeats={(pid, "evt_00000000"): 1})
+
+
+def test_reads_on_other_threads_do_not_stop_checkpoints(tmp_path: Path) -> None:
+    """A read that fetches one row must not leave a transaction open: DuckDB skips the automatic
+    checkpoint after a write with updates while any other transaction is open, and the write-ahead
+    log (and the memory holding its data) would grow for as long as the server runs."""
+    store = DuckDBStore(tmp_path)
+    writer = ThreadPoolExecutor(max_workers=1)  # one long-lived loader thread, as in the server
+    try:
+        store.cursor().execute(f"SET checkpoint_threshold = '{THRESHOLD_BYTES}B'")
+        project, _ = store.create_project("p", "USD", "UTC")
+        wal = tmp_path / f"{DB_FILE}.wal"
+        sizes = []
+        for step in range(40):
+            writer.submit(store.load, _batch(project.pid, step * 200, 200)).result()
+            # Reads on this (long-lived) thread's cursor, as the request thread does between loads.
+            store.log_position()
+            store.delivery("evt_00000001")
+            sizes.append(wal.stat().st_size if wal.exists() else 0)
+        assert store.event_count(project.pid) == 40 * 200
+        # 40 loads write several MB of log; checkpoints keep it near the threshold.
+        assert max(sizes) < 4 * THRESHOLD_BYTES, sizes
+    finally:
+        writer.shutdown()
+        store.close()
+
+
+def _daily_totals(store: DuckDBStore) -> list[tuple[object, ...]]:
+    return store.execute("SELECT * FROM daily_totals ORDER BY ALL")
+
+
+def _recomputed(store: DuckDBStore) -> list[tuple[object, ...]]:
+    return store.execute(f"SELECT * FROM ({DAILY_TOTALS.format(source='events', where='')}) ORDER BY ALL")
+
+
+def test_daily_totals_follow_every_write(tmp_path: Path) -> None:
+    """Loads (with duplicates), re-converted events and reprocess all leave the daily totals equal
+    to totals computed from the events themselves; re-converted events keep their user."""
+    store = DuckDBStore(tmp_path)
+    try:
+        project, _ = store.create_project("p", "USD", "UTC")
+        store.load(_batch(project.pid, 0, 300))
+        store.load(_batch(project.pid, 200, 300))  # 100 repeats: counted once
+        assert store.event_count(project.pid) == 500
+        assert _daily_totals(store) == _recomputed(store)
+        assert sum(r[4] for r in _daily_totals(store)) == 500
+
+        changed = []
+        for pid, endpoint, event in _batch(project.pid, 0, 50).events:
+            changed.append((pid, endpoint, replace(event, revenue=Decimal("99.999"), product=None)))
+        store.replace_events(changed)
+        assert _daily_totals(store) == _recomputed(store)
+        assert store.execute("SELECT count(*) FROM events WHERE user_idx IS NULL") == [(0,)]
+        assert store.execute("SELECT sum(revenue) FROM daily_totals") == [
+            (Decimal("99.999") * 50 + Decimal("12.5") * 450,)
+        ]
+
+        store.replace_all(_batch(project.pid, 1000, 10))
+        assert _daily_totals(store) == _recomputed(store)
+        assert sum(r[4] for r in _daily_totals(store)) == 10
+    finally:
+        store.close()
+
+
+def test_daily_totals_built_for_an_older_data_folder(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path)
+    project, _ = store.create_project("p", "USD", "UTC")
+    store.load(_batch(project.pid, 0, 100))
+    with store.transaction() as cur:
+        cur.execute("DELETE FROM daily_totals")  # as if made before the table existed
+    store.close()
+    store = DuckDBStore(tmp_path)
+    try:
+        assert _daily_totals(store) == _recomputed(store) != []
+    finally:
+        store.close()
