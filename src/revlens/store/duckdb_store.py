@@ -122,9 +122,9 @@ class DuckDBStore:
                 "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING", [str(SCHEMA_VERSION)]
             )
             # A data folder from before the daily totals existed: build them once.
-            if fetch_one(
-                self._con.execute("SELECT NOT EXISTS (FROM daily_totals) AND EXISTS (FROM events)")
-            ) == (True,):
+            if fetch_one(self._con.execute("SELECT NOT EXISTS (FROM daily_totals) AND EXISTS (FROM events)")) == (
+                True,
+            ):
                 with self.transaction() as cur:
                     rebuild_daily_totals(cur)
 
