@@ -144,7 +144,8 @@ def _stats(
     ctx: QueryContext, query: SegmentationQuery, index: int, measured: str | None, keys: list[str], needed: set[str]
 ) -> tuple[dict[Group, dict[Any, Stats]], dict[Group, Stats]]:
     """Aggregates per bucket and group, and over the whole range. Counts, sums and property counts add
-    up across buckets, so the range figures come from the buckets; distinct users need a second scan."""
+    up across buckets, so the range figures come from the buckets; distinct users need a grouping
+    set of their own."""
     spec = query.events[index]
     per_bucket: dict[Group, dict[Any, Stats]] = defaultdict(dict)
     collapsed: dict[Group, Stats] = {}
@@ -155,31 +156,38 @@ def _stats(
     )
     if "u" not in needed and _summarizable(query, spec, measured, keys):
         return _stats_from_daily_totals(ctx, query, spec, measured, keys)
-    for bucketed in (True, False) if "u" in needed else (True,):
-        c = ctx.compiler()
-        labels = [c.label(k).as_(f"g{i}") for i, k in enumerate(keys)]
-        select: list[exp.Expression] = [*labels, *_aggregates(c, measured, needed)]
-        group: list[exp.Expression] = [exp.column(f"g{i}") for i in range(len(keys))]
-        if bucketed:
-            select.insert(0, bucket_sql(query.interval, col("local_time")).as_("b"))
-            group.insert(0, exp.column("b"))
-        q = exp.select(*select).from_(exp.to_table("events").as_("e")).where(_where(c, ctx, query, spec))
-        if group:
-            q = q.group_by(*group)
-        for row in ctx.run(c, q):
-            offset = 1 if bucketed else 0
-            key = tuple(str(v) for v in row[offset : offset + len(keys)])
-            values = dict(zip(names, row[offset + len(keys) :], strict=True))
-            stats = Stats(
-                int(values.get("u") or 0),
-                int(values.get("t") or 0),
-                Decimal(values["s"]) if values.get("s") is not None else Decimal(0),
-                int(values.get("c") or 0),
+    # One scan: per bucket and group, and (when distinct users are needed, which do not add up across
+    # buckets) per group over the whole range, as a second grouping set whose bucket is NULL.
+    c = ctx.compiler()
+    labels = [c.label(k).as_(f"g{i}") for i, k in enumerate(keys)]
+    bucket = bucket_sql(query.interval, col("local_time")).as_("b")
+    groups = [exp.column(f"g{i}") for i in range(len(keys))]
+    q = (
+        exp.select(bucket, *labels, *_aggregates(c, measured, needed))
+        .from_(exp.to_table("events").as_("e"))
+        .where(_where(c, ctx, query, spec))
+    )
+    if "u" in needed:
+        q = q.group_by(
+            exp.GroupingSets(
+                expressions=[exp.Tuple(expressions=[exp.column("b"), *groups]), exp.Tuple(expressions=groups)]
             )
-            if bucketed:
-                per_bucket[key][row[0]] = stats
-            else:
-                collapsed[key] = stats
+        )
+    else:
+        q = q.group_by(exp.column("b"), *groups)
+    for row in ctx.run(c, q):
+        key = tuple(str(v) for v in row[1 : 1 + len(keys)])
+        values = dict(zip(names, row[1 + len(keys) :], strict=True))
+        stats = Stats(
+            int(values.get("u") or 0),
+            int(values.get("t") or 0),
+            Decimal(values["s"]) if values.get("s") is not None else Decimal(0),
+            int(values.get("c") or 0),
+        )
+        if row[0] is not None:  # local_time is never NULL: a NULL bucket is the whole-range set
+            per_bucket[key][row[0]] = stats
+        else:
+            collapsed[key] = stats
     if "u" not in needed:
         for key, buckets in per_bucket.items():
             total = Stats()
