@@ -13,6 +13,7 @@ One `Metrics` object per running app, on its own registry (no state at import ti
 | `revlens_query_seconds{kind}` | histogram | analytics queries, by kind |
 | `revlens_http_requests_total{route,status}` | counter | requests other than webhooks |
 | `revlens_store_memory_bytes{tag}` | gauge | memory DuckDB holds by kind (table cache, indexes, unsaved data, queries; capped by `store_memory_limit`) |
+| `revlens_python_allocated_blocks` | gauge | blocks the interpreter holds (a Python-level leak shows here; native memory does not) |
 | `process_resident_memory_bytes` etc. | gauge | the server process (RSS, CPU seconds, open files) |
 """
 
@@ -60,6 +61,10 @@ class Metrics:
         self._store_memory: Callable[[], list[tuple[str, int]]] | None = None
         self.registry.register(_StoreMemoryCollector(self))
         ProcessCollector(registry=self.registry)
+        self.python_blocks = Gauge(
+            "revlens_python_allocated_blocks", "Memory blocks the interpreter has allocated", registry=self.registry
+        )
+        self.python_blocks.set_function(sys.getallocatedblocks)
         self._outcomes = {name: self.deliveries.labels(name) for name in OUTCOMES}
 
     def delivery(self, outcome: str) -> None:
