@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from revlens.store.duckdb_store import DuckDBStore, rebuild_daily_totals
+from revlens.store.duckdb_store import DuckDBStore
+from revlens.store.writes import rebuild_daily_totals
 
 FORMAT_VERSION = 2
 CACHE_ROOT = Path("/tmp")

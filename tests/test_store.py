@@ -9,8 +9,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from revlens.normalize import AnalyticsEvent
-from revlens.store.duckdb_store import DAILY_TOTALS, DB_FILE, DuckDBStore
+from revlens.store.duckdb_store import DB_FILE, DuckDBStore
 from revlens.store.models import STORED, Delivery, LoadBatch
+from revlens.store.writes import DAILY_TOTALS
 
 THRESHOLD_BYTES = 256 * 1024
 
