@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _synth
+from ingest import HOST, Server, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -38,12 +35,6 @@ ARGS = [
     "--no-first-run",
 ]
 TARGET_S = 2.0
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _paint(page, url: str) -> float:  # type: ignore[no-untyped-def]
@@ -66,24 +57,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="revlens-dash-") as tmp:
         data_dir = Path(tmp) / "data"
         shutil.copytree(dataset.path, data_dir)
-        port = _port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "revlens", "serve", "--port", str(port), "--data-dir", str(data_dir)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
+        server = Server(sys.executable, dict(os.environ), data_dir, free_port(), pin=False)
+        base = f"http://{HOST}:{server.port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/-/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("revlens serve did not start")
-                time.sleep(0.1)
+            server.wait_healthy()
             token = (data_dir / "admin_token").read_text().strip()
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -97,8 +74,7 @@ def main() -> None:
                 warm = [_paint(page, f"{base}/p/bench") for _ in range(args.runs)]
                 browser.close()
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            server.stop()
     median = statistics.median(warm)
     result = {
         "events": dataset.events,

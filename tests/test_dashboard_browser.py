@@ -7,18 +7,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from benchload import load_bench
 from revlens.web.charts import Chart, rows
+
+_ingest = load_bench("ingest")
+HOST, Server, free_port = _ingest.HOST, _ingest.Server, _ingest.free_port
 
 CHROMIUM = os.environ.get("REVLENS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -38,12 +39,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _revlens(*args: str, data_dir: Path) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "revlens", *args, "--data-dir", str(data_dir)],
@@ -59,30 +54,13 @@ def _revlens(*args: str, data_dir: Path) -> str:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     data_dir = tmp_path_factory.mktemp("dashboard")
     keys = json.loads(_revlens("projects", "create", "demo", "--json", data_dir=data_dir))
-    _revlens("demo", "--events", "3000", "--no-serve", "--port", str(_port()), data_dir=data_dir)
-    port = _port()
-    log = (data_dir / "serve.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "revlens", "serve", "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    _revlens("demo", "--events", "3000", "--no-serve", "--port", str(free_port()), data_dir=data_dir)
+    server = Server(sys.executable, dict(os.environ), data_dir, free_port(), pin=False)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/-/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "revlens serve did not start"
-            time.sleep(0.1)
-        yield {"base": base, "keys": keys, "data_dir": data_dir}
+        server.wait_healthy()
+        yield {"base": f"http://{HOST}:{server.port}", "keys": keys, "data_dir": data_dir}
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+        server.stop()
 
 
 @pytest.fixture(scope="module")
