@@ -71,6 +71,9 @@ def test_metrics_headers_and_request_ids(tmp_path: Path) -> None:
         assert 'revlens_deliveries_total{outcome="rejected"} 1.0' in text
         assert "revlens_log_commit_seconds_bucket" in text
         assert "revlens_loader_queue_batches" in text
+        assert 'revlens_store_memory_bytes{tag="' in text  # read from the running store
+        assert "process_resident_memory_bytes" in text
+        assert "revlens_python_allocated_blocks" in text
         response = client.get("/-/status", headers={"x-request-id": "abc123"})
         assert response.headers["x-request-id"] == "abc123"
         assert response.headers["x-content-type-options"] == "nosniff"

@@ -10,27 +10,22 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
+import functools
 from typing import Any
-
-logger = logging.getLogger(__name__)
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 ARENAS = 2
 
-_libc: Any = None
 
-
+@functools.cache
 def _glibc() -> Any:
-    global _libc
-    if _libc is None:
-        name = ctypes.util.find_library("c")
-        try:
-            libc = ctypes.CDLL(name) if name else None
-            _libc = libc if libc is not None and hasattr(libc, "malloc_trim") else False
-        except OSError:
-            _libc = False
-    return _libc or None
+    """glibc's C library, or None on other C libraries (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
 
 
 def limit_arenas(arenas: int = ARENAS) -> bool:

@@ -58,8 +58,8 @@ class Metrics:
         self.http = Counter(
             "revlens_http_requests", "HTTP requests (not webhooks)", ["route", "status"], registry=self.registry
         )
-        self._store_memory: Callable[[], list[tuple[str, int]]] | None = None
-        self.registry.register(_StoreMemoryCollector(self))
+        self._store_memory = _StoreMemoryCollector()
+        self.registry.register(self._store_memory)
         ProcessCollector(registry=self.registry)
         self.python_blocks = Gauge(
             "revlens_python_allocated_blocks", "Memory blocks the interpreter has allocated", registry=self.registry
@@ -74,7 +74,7 @@ class Metrics:
         self.queue.set_function(size)
 
     def watch_store_memory(self, usage: Callable[[], list[tuple[str, int]]]) -> None:
-        self._store_memory = usage
+        self._store_memory.usage = usage
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
@@ -84,14 +84,13 @@ class _StoreMemoryCollector(Collector):
     """`revlens_store_memory_bytes{tag}`: what DuckDB reports holding, by kind (table cache, indexes,
     data not yet checkpointed, query state), read at scrape time."""
 
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
+    def __init__(self) -> None:
+        self.usage: Callable[[], list[tuple[str, int]]] = list
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("revlens_store_memory_bytes", "Memory held by the store (DuckDB)", labels=["tag"])
-        if self.metrics._store_memory is not None:
-            for tag, size in self.metrics._store_memory():
-                family.add_metric([tag.lower()], size)
+        for tag, size in self.usage():
+            family.add_metric([tag.lower()], size)
         yield family
 
 

@@ -155,7 +155,8 @@ def _stats(
         ["s", "c"] if measured is not None and needed & {"s", "c"} else []
     )
     if "u" not in needed and _summarizable(query, spec, measured, keys):
-        return _stats_from_daily_totals(ctx, query, spec, measured, keys)
+        per_bucket = _buckets_from_daily_totals(ctx, query, spec, measured, keys)
+        return per_bucket, _range_totals(per_bucket)
     # One scan: per bucket and group, and (when distinct users are needed, which do not add up across
     # buckets) per group over the whole range, as a second grouping set whose bucket is NULL.
     c = ctx.compiler()
@@ -189,14 +190,20 @@ def _stats(
         else:
             collapsed[key] = stats
     if "u" not in needed:
-        for key, buckets in per_bucket.items():
-            total = Stats()
-            for stats in buckets.values():
-                total.t += stats.t
-                total.s += stats.s
-                total.c += stats.c
-            collapsed[key] = total
+        collapsed = _range_totals(per_bucket)
     return per_bucket, collapsed
+
+
+def _range_totals(per_bucket: dict[Group, dict[Any, Stats]]) -> dict[Group, Stats]:
+    """Events, sums and value counts over the range: they add up across buckets (users do not)."""
+    collapsed: dict[Group, Stats] = {}
+    for key, by_bucket in per_bucket.items():
+        total = collapsed[key] = Stats()
+        for stats in by_bucket.values():
+            total.t += stats.t
+            total.s += stats.s
+            total.c += stats.c
+    return collapsed
 
 
 # Properties the daily totals hold sums of (store/schema.py), by their column there.
@@ -217,9 +224,9 @@ def _summarizable(query: SegmentationQuery, spec: EventSpec, measured: str | Non
     )
 
 
-def _stats_from_daily_totals(
+def _buckets_from_daily_totals(
     ctx: QueryContext, query: SegmentationQuery, spec: EventSpec, measured: str | None, keys: list[str]
-) -> tuple[dict[Group, dict[Any, Stats]], dict[Group, Stats]]:
+) -> dict[Group, dict[Any, Stats]]:
     """Events, sums and counts per bucket and product from the totals kept at ingest; the same
     answer as counting the events (tests/test_query_properties.py checks both against a reference)."""
     c = ctx.compiler()
@@ -241,17 +248,11 @@ def _stats_from_daily_totals(
     group = [exp.column("b"), *[exp.column(f"g{i}") for i in range(len(keys))]]
     q = exp.select(*select).from_(exp.to_table("daily_totals").as_(d)).where(where).group_by(*group)
     per_bucket: dict[Group, dict[Any, Stats]] = defaultdict(dict)
-    collapsed: dict[Group, Stats] = {}
     for row in ctx.run(c, q):
         key = tuple(str(v) for v in row[1 : 1 + len(keys)])
-        t = int(row[1 + len(keys)])
         s, n = (Decimal(row[2 + len(keys)]), int(row[3 + len(keys)])) if column is not None else (Decimal(0), 0)
-        per_bucket[key][row[0]] = Stats(0, t, s, n)
-        total = collapsed.setdefault(key, Stats())
-        total.t += t
-        total.s += s
-        total.c += n
-    return per_bucket, collapsed
+        per_bucket[key][row[0]] = Stats(0, int(row[1 + len(keys)]), s, n)
+    return per_bucket
 
 
 def _active_users(ctx: QueryContext, query: SegmentationQuery) -> tuple[dict[Any, int], int]:
