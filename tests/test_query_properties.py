@@ -369,6 +369,11 @@ def _run_segmentation(ctx: QueryContext, q: SegQuery) -> dict[str, Any]:
     return segmentation.run(params.segmentation(_seg_params(q)), ctx)
 
 
+def _same_segmentation(ctx: QueryContext, world: World, log: Log, q: SegQuery) -> None:
+    """The engine's segmentation answer equals the reference's."""
+    same(_run_segmentation(ctx, q), ref.segmentation(world, q), log, _seg_params(q))
+
+
 # -- segmentation ----------------------------------------------------------------------------------
 
 
@@ -406,14 +411,14 @@ def test_segmentation_metrics_match_reference(
         world = World(log.events, log.tz, now)
         for metric in ("uniques", "totals", "average", "pct_dau"):
             asked = replace(q, metric=metric)
-            same(_run_segmentation(ctx, asked), ref.segmentation(world, asked), log, _seg_params(asked))
+            _same_segmentation(ctx, world, log, asked)
         # sums and value_avg measure the first event's first group_by
         first = q.events[0]
         own = first.group_by[:1] if not q.group_by else []
         measuring = [first.model_copy(update={"group_by": [measured, *own]}), *q.events[1:]]
         for metric in ("sums", "value_avg"):
             asked = replace(q, metric=metric, events=measuring)
-            same(_run_segmentation(ctx, asked), ref.segmentation(world, asked), log, _seg_params(asked))
+            _same_segmentation(ctx, world, log, asked)
     finally:
         stores.close()
 
@@ -434,7 +439,7 @@ def test_frequency_matches_reference(
     store, pid = stores.load(log)
     try:
         world = World(log.events, log.tz, now)
-        same(_run_segmentation(_context(store, pid, log, now, {}), q), ref.segmentation(world, q), log, _seg_params(q))
+        _same_segmentation(_context(store, pid, log, now, {}), world, log, q)
     finally:
         stores.close()
 
@@ -490,7 +495,7 @@ def test_formula_matches_reference(
     store, pid = stores.load(log)
     try:
         world = World(log.events, log.tz, now)
-        same(_run_segmentation(_context(store, pid, log, now, {}), q), ref.segmentation(world, q), log, _seg_params(q))
+        _same_segmentation(_context(store, pid, log, now, {}), world, log, q)
     finally:
         stores.close()
 
@@ -659,7 +664,7 @@ def test_cohort_segments_match_reference(
         world = World(log.events, log.tz, now, saved)
         for metric in ("uniques", "totals", "pct_dau"):
             asked = replace(q, metric=metric)
-            same(_run_segmentation(ctx, asked), ref.segmentation(world, asked), log, _seg_params(asked))
+            _same_segmentation(ctx, world, log, asked)
         rq = RetQuery(
             start_event=EventSpec(event_type=q.events[0].event_type, filters=q.events[0].filters),
             return_event=EventSpec(event_type="_all"),
