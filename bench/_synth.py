@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from revlens.store.duckdb_store import DuckDBStore
-from revlens.store.writes import rebuild_daily_totals
+from revlens.store.writes import rebuild_summaries
 
 FORMAT_VERSION = 2
 CACHE_ROOT = Path("/tmp")
@@ -150,7 +150,7 @@ def _build(path: Path, n_events: int, n_users: int, seed: int) -> tuple[float, i
             cur.execute(INSERT_EVENTS, params)
             cur.unregister("synth")
             cur.execute(INSERT_USERS, {"pid": project.pid})
-            rebuild_daily_totals(cur, [project.pid])  # what the loader keeps current at ingest
+            rebuild_summaries(cur, [project.pid])  # what the loader keeps current at ingest
         store.checkpoint()
     finally:
         store.close()
@@ -163,7 +163,9 @@ def generate(label: str, seed: int = 1, regenerate: bool = False) -> Dataset:
     path = folder(label, seed)
     marker = path / "bench-synth.json"
     if marker.exists() and not regenerate:
-        DuckDBStore(path).close()  # brings a cached folder up to the current schema (builds daily_totals)
+        DuckDBStore(
+            path
+        ).close()  # brings a cached folder up to the current schema (builds the summaries kept at ingest)
         meta = json.loads(marker.read_text())
         meta.pop("built_s", None)
         return Dataset(**{**meta, "path": path, "generate_s": None})

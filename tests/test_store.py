@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+
+from pyroaring import BitMap
 
 from revlens.normalize import AnalyticsEvent
 from revlens.store.duckdb_store import DB_FILE, DuckDBStore
@@ -115,5 +118,80 @@ def test_daily_totals_built_for_an_older_data_folder(tmp_path: Path) -> None:
     store = DuckDBStore(tmp_path)
     try:
         assert _daily_totals(store) == _recomputed(store) != []
+    finally:
+        store.close()
+
+
+def _spread(batch: LoadBatch) -> LoadBatch:
+    """The batch's events over three days and three products (one of them none), some without a user."""
+    events = []
+    for i, (pid, endpoint, event) in enumerate(batch.events):
+        when = event.time + timedelta(hours=7 * i)
+        product = ("Pro plan", "Team plan", None)[i % 3]
+        user = None if i % 11 == 0 else event.user_id
+        events.append(
+            (
+                pid,
+                endpoint,
+                replace(event, time=when, local_time=when.replace(tzinfo=None), product=product, user_id=user),
+            )
+        )
+    return replace(batch, events=events)
+
+
+def _user_sets(store: DuckDBStore) -> dict[tuple[object, ...], set[int]]:
+    out: dict[tuple[object, ...], set[int]] = defaultdict(set)
+    rows = store.execute("SELECT pid, event_type, grain, start, product, users FROM user_sets")
+    for pid, event_type, grain, start, product, blob in rows:
+        out[(pid, event_type, grain, start, product)] |= set(BitMap.deserialize(blob))
+    return dict(out)
+
+
+def _user_sets_from_events(store: DuckDBStore) -> dict[tuple[object, ...], set[int]]:
+    """The same sets, straight from the events (independently of store/user_sets.py)."""
+    out: dict[tuple[object, ...], set[int]] = defaultdict(set)
+    rows = store.execute(
+        "SELECT pid, event_type, date_trunc('day', local_time), date_trunc('week', local_time), "
+        "date_trunc('month', local_time), product, user_idx FROM events WHERE user_idx IS NOT NULL"
+    )
+    for pid, event_type, day, week, month, product, user in rows:
+        for grain, start in (("day", day), ("week", week), ("month", month)):
+            out[(pid, event_type, grain, start, product or "(none)")].add(user)
+            out[(pid, event_type, grain, start, None)].add(user)
+    return dict(out)
+
+
+def test_user_sets_follow_every_write(tmp_path: Path) -> None:
+    """Loads (each appending its own small sets), compaction, re-converted events, reprocess and an
+    older data folder all leave the day, week and month sets equal to the users of the events."""
+    store = DuckDBStore(tmp_path)
+    try:
+        project, _ = store.create_project("p", "USD", "UTC")
+        for start in range(0, 300, 30):
+            store.load(_spread(_batch(project.pid, start, 30)))
+        store.load(_spread(_batch(project.pid, 200, 30)))  # repeats add nothing
+        expected = _user_sets_from_events(store)
+        assert len(expected) > 9 and _user_sets(store) == expected
+        rows_before = store.execute("SELECT count(*) FROM user_sets")[0][0]
+
+        assert store.compact_summaries() > 0
+        assert _user_sets(store) == expected
+        assert store.execute("SELECT count(*) FROM user_sets")[0][0] < rows_before
+        assert store.compact_summaries() == 0  # nothing left above the threshold
+
+        changed = [(p, e, replace(ev, revenue=Decimal("1"))) for p, e, ev in _spread(_batch(project.pid, 0, 30)).events]
+        store.replace_events(changed)
+        assert _user_sets(store) == expected
+
+        store.replace_all(_spread(_batch(project.pid, 1000, 40)))
+        assert _user_sets(store) == _user_sets_from_events(store) != expected
+
+        with store.transaction() as cur:
+            cur.execute("DELETE FROM user_sets")  # as if made before the table existed
+    finally:
+        store.close()
+    store = DuckDBStore(tmp_path)
+    try:
+        assert _user_sets(store) == _user_sets_from_events(store) != {}
     finally:
         store.close()

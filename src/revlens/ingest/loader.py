@@ -38,7 +38,8 @@ logger = logging.getLogger("revlens.loader")
 MAX_BATCH = 5000
 # How often counters of deliveries that store nothing (ignored, rejected) reach the store when idle.
 COUNTER_FLUSH_SECONDS = 1.0
-# How often the loader hands freed heap memory back to the system (revlens/malloc.py).
+# How often the loader merges the day sets of many small loads (store/user_sets.py) and hands
+# freed heap memory back to the system (revlens/malloc.py).
 TRIM_SECONDS = 10.0
 # Retry pause after a failed store write (the records stay queued; nothing is dropped).
 RETRY_SECONDS = 0.5
@@ -302,6 +303,7 @@ class Loader:
         last_trim = time.monotonic()
         while not self._stop.is_set():
             if time.monotonic() - last_trim >= TRIM_SECONDS:
+                self._compact()
                 malloc.trim()
                 last_trim = time.monotonic()
             try:
@@ -413,6 +415,12 @@ class Loader:
                 if retries is not None and attempt >= retries:
                     return None
                 time.sleep(RETRY_SECONDS)
+
+    def _compact(self) -> None:
+        try:
+            self.store.compact_summaries()
+        except Exception:  # a failed merge leaves the sets as they were: still correct, only slower to read
+            logger.exception("compacting daily user sets failed")
 
     def _flush_counters(self) -> None:
         deltas, last = self.counters.take()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +23,8 @@ from revlens.query import formula as fx
 from revlens.query.context import QueryContext
 from revlens.query.models import EventSpec, Interval, QueryError, SegmentationQuery
 from revlens.query.sql import ANY_EVENT, Compiler, col
-from revlens.query.timeaxis import bucket_sql, buckets, label, range_bounds
+from revlens.query.timeaxis import UNIT, bucket_sql, buckets, label, range_bounds, step, truncate
+from revlens.store import user_sets
 
 PROPERTY_METRICS = ("sums", "value_avg", "histogram")
 # Frequency buckets when none are given: 1..10 times, then 11-20, 21-50, 51 and more.
@@ -154,9 +156,12 @@ def _stats(
     names = [n for n in ("u", "t") if n in needed] + (
         ["s", "c"] if measured is not None and needed & {"s", "c"} else []
     )
-    if "u" not in needed and _summarizable(query, spec, measured, keys):
+    if _summarizable(query, spec, measured, keys):
         per_bucket = _buckets_from_daily_totals(ctx, query, spec, measured, keys)
-        return per_bucket, _range_totals(per_bucket)
+        collapsed = _range_totals(per_bucket)
+        if "u" in needed:
+            _users_from_sets(ctx, query, spec, keys, per_bucket, collapsed)
+        return per_bucket, collapsed
     # One scan: per bucket and group, and (when distinct users are needed, which do not add up across
     # buckets) per group over the whole range, as a second grouping set whose bucket is NULL.
     c = ctx.compiler()
@@ -211,8 +216,9 @@ SUMMED = {"$revenue": "revenue", "amount": "amount", "amount_paid": "amount_paid
 
 
 def _summarizable(query: SegmentationQuery, spec: EventSpec, measured: str | None, keys: list[str]) -> bool:
-    """Whether counts and sums can come from the daily totals: one event type, no filters or
-    segments, day or coarser buckets, grouped by nothing or the product, summing a money column."""
+    """Whether counts, sums and users can come from the summaries kept at ingest (daily totals and
+    day sets): one event type, no filters or segments, day or coarser buckets, grouped by nothing or
+    the product, summing a money column."""
     segment = query.segment
     return (
         spec.event_type not in ANY_EVENT
@@ -253,6 +259,53 @@ def _buckets_from_daily_totals(
         s, n = (Decimal(row[2 + len(keys)]), int(row[3 + len(keys)])) if column is not None else (Decimal(0), 0)
         per_bucket[key][row[0]] = Stats(0, int(row[1 + len(keys)]), s, n)
     return per_bucket
+
+
+def _users_from_sets(
+    ctx: QueryContext,
+    query: SegmentationQuery,
+    spec: EventSpec,
+    keys: list[str],
+    per_bucket: dict[Group, dict[Any, Stats]],
+    collapsed: dict[Group, Stats],
+) -> None:
+    """Distinct users per bucket and group, and over the range, as unions of the user sets kept at
+    ingest (store/user_sets.py): whole weeks or months from their own sets, the partial ones at the
+    range's edges from day sets. Filled into the figures the daily totals gave."""
+    c = ctx.compiler()
+    lo, hi = range_bounds(query.start, query.end)
+    d = "d"
+    unit = UNIT[query.interval]
+    # [whole_lo, whole_hi): the whole weeks or months of the range (empty when there is none).
+    whole_lo = min(truncate(lo, unit) if truncate(lo, unit) == lo else step(truncate(lo, unit), unit), hi)
+    whole_hi = max(truncate(hi, unit), whole_lo)
+
+    def period(grain: str, since: datetime, until: datetime) -> exp.Expression:
+        grain_is = exp.EQ(this=col("grain", d), expression=c.bind(grain))
+        return exp.and_(grain_is, c.time_range(since, until, column="start", table=d))
+
+    periods = exp.or_(period(unit, whole_lo, whole_hi), period("day", lo, whole_lo), period("day", whole_hi, hi))
+    product = col("product", d)
+    has_product: exp.Expression = exp.Is(this=product, expression=exp.Null())
+    if keys:
+        has_product = exp.Not(this=has_product)
+    q = (
+        exp.select(product, bucket_sql(query.interval, col("start", d)).as_("b"), col("users", d))
+        .from_(exp.to_table("user_sets").as_(d))
+        .where(
+            exp.and_(
+                exp.EQ(this=col("pid", d), expression=c.bind(ctx.pid)),
+                exp.EQ(this=col("event_type", d), expression=c.bind(spec.event_type)),
+                exp.paren(periods),
+                has_product,
+            )
+        )
+    )
+    for name, by_bucket in user_sets.users_by(ctx.run(c, q)).items():
+        group: Group = tuple(str(name) for _ in keys)
+        for bucket, users in by_bucket.items():
+            per_bucket[group].setdefault(bucket, Stats()).u = len(users)
+        collapsed.setdefault(group, Stats()).u = user_sets.union_size(by_bucket.values())
 
 
 def _active_users(ctx: QueryContext, query: SegmentationQuery) -> tuple[dict[Any, int], int]:

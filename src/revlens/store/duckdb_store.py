@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from revlens.money import normalize_currency
 from revlens.normalize import Link, RateTable
+from revlens.store import user_sets
 from revlens.store.models import (
     Endpoint,
     LoadBatch,
@@ -30,7 +31,7 @@ from revlens.store.models import (
     Project,
 )
 from revlens.store.schema import SCHEMA_VERSION, STATEMENTS
-from revlens.store.writes import events_table, rebuild_daily_totals, write_batch
+from revlens.store.writes import events_table, rebuild_summaries, write_batch
 
 DB_FILE = "revlens.duckdb"
 # Write the WAL into the database file every 32 MB: data not yet checkpointed is held in memory
@@ -105,12 +106,11 @@ class DuckDBStore:
             self._con.execute(
                 "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING", [str(SCHEMA_VERSION)]
             )
-            # A data folder from before the daily totals existed: build them once.
-            if fetch_one(self._con.execute("SELECT NOT EXISTS (FROM daily_totals) AND EXISTS (FROM events)")) == (
-                True,
-            ):
+            # A data folder from before the summaries kept at ingest existed: build them once.
+            missing = "(NOT EXISTS (FROM daily_totals) OR NOT EXISTS (FROM user_sets)) AND EXISTS (FROM events)"
+            if fetch_one(self._con.execute(f"SELECT {missing}")) == (True,):
                 with self.transaction() as cur:
-                    rebuild_daily_totals(cur)
+                    rebuild_summaries(cur)
 
     # -- connections -------------------------------------------------------------------------------
 
@@ -302,10 +302,16 @@ class DuckDBStore:
         with self.transaction() as cur:
             return write_batch(cur, batch)
 
+    def compact_summaries(self) -> int:
+        """Merge the day sets appended by many small loads (store/user_sets.py); the loader calls
+        this now and then. Returns how many keys were merged."""
+        with self.transaction() as cur:
+            return user_sets.compact(cur)
+
     def replace_all(self, batch: LoadBatch) -> LoadResult:
         """Rebuild deliveries, events and links from scratch in one transaction (reprocess)."""
         with self.transaction() as cur:
-            for table in ("events", "daily_totals", "deliveries", "identity_links", "users"):
+            for table in ("events", "daily_totals", "user_sets", "deliveries", "identity_links", "users"):
                 cur.execute(f"DELETE FROM {table}")
             return write_batch(cur, batch)
 
@@ -365,7 +371,7 @@ class DuckDBStore:
                 "LEFT JOIN users u ON u.pid = n.pid AND u.user_id = n.user_id"
             )
             cur.unregister("new_events")
-            rebuild_daily_totals(cur, sorted({pid for pid, _, _ in events}))
+            rebuild_summaries(cur, sorted({pid for pid, _, _ in events}))
         return len(events)
 
     # -- status -------------------------------------------------------------------------------------

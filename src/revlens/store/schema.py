@@ -124,6 +124,19 @@ STATEMENTS = (
         amount_paid_n BIGINT NOT NULL,
         PRIMARY KEY (pid, event_type, day, product)
     )""",
+    # The users of each project, event type, local day / week / month and product (NULL: any
+    # product) as Roaring bitmaps of user_idx, kept current by every write to `events`
+    # (store/user_sets.py): distinct users per period or range without counting them over every
+    # event. No primary key: each load appends its own small sets, which readers union and the
+    # loader compacts.
+    """CREATE TABLE IF NOT EXISTS user_sets (
+        pid INTEGER NOT NULL,
+        event_type VARCHAR NOT NULL,
+        grain VARCHAR NOT NULL,
+        start TIMESTAMP NOT NULL,
+        product VARCHAR,
+        users BLOB NOT NULL
+    )""",
     # The web dashboard (src/revlens/web): sign-in sessions and saved dashboards.
     # One row per signed-in browser: the SHA-256 of the cookie's token (never the token itself), the
     # project it may read (NULL with admin, which reads every project) and its CSRF token.

@@ -17,6 +17,7 @@ import orjson
 import pyarrow as pa
 
 from revlens.normalize import Link
+from revlens.store import user_sets
 from revlens.store.models import COUNTERS, FAILED, PARKED, STORED, LoadBatch, LoadResult
 
 
@@ -195,6 +196,9 @@ def _insert_events(cur: duckdb.DuckDBPyConnection, events: list[tuple[int, str, 
         "INSERT INTO events BY NAME SELECT b.*, u.user_idx FROM batch_events b "
         "LEFT JOIN users u ON u.pid = b.pid AND u.user_id = b.user_id"
     )
+    user_sets.add(
+        cur, "(SELECT b.*, u.user_idx FROM batch_events b JOIN users u ON u.pid = b.pid AND u.user_id = b.user_id)"
+    )
     cur.execute(
         f"INSERT INTO daily_totals {DAILY_TOTALS.format(source='batch_events', where='')} "
         "ON CONFLICT DO UPDATE SET events = daily_totals.events + excluded.events, "
@@ -229,3 +233,9 @@ def rebuild_daily_totals(cur: duckdb.DuckDBPyConnection, pids: list[int] | None 
         f"INSERT INTO daily_totals {DAILY_TOTALS.format(source='events', where='WHERE pid IN (SELECT unnest($pids))')}",
         {"pids": pids},
     )
+
+
+def rebuild_summaries(cur: duckdb.DuckDBPyConnection, pids: list[int] | None = None) -> None:
+    """Recompute everything kept at ingest from the events (daily totals and daily user sets)."""
+    rebuild_daily_totals(cur, pids)
+    user_sets.rebuild(cur, pids)
