@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import statistics
 import sys
@@ -44,6 +45,7 @@ def main() -> int:
     parser.add_argument("--warmup-minutes", type=int, default=3, help="minutes run before the measured ones")
     parser.add_argument("--store-memory-limit", default="256MB", help="the server's store_memory_limit (DuckDB's cap)")
     parser.add_argument("--pin", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the server's data folder (gigabytes)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     data_dir = Path(tempfile.mkdtemp(prefix="revlens-soak-")) / "data"
@@ -104,6 +106,8 @@ def main() -> int:
                 raise RuntimeError("server died")
     finally:
         server.stop()
+        if not args.keep:  # ten minutes at 2,400/s leave about 8 GB of log and store behind
+            shutil.rmtree(data_dir.parent, ignore_errors=True)
     measured = [m for m in minutes if not m["warmup"]]
     base = measured[0]["rss_median_mb"]
     growth = (measured[-1]["rss_median_mb"] - base) / base if base else 0.0
