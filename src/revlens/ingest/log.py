@@ -28,6 +28,8 @@ META = struct.Struct("<qH")
 # A new segment starts once the current one passes this size.
 SEGMENT_BYTES = 64 * 1024 * 1024
 SUFFIX = ".seg"
+# Bytes read at a time when reading records back (catch-up after a backlog, reprocess).
+READ_BYTES = 4 * 1024 * 1024
 
 
 class LogError(OSError):
@@ -89,16 +91,48 @@ def _scan(data: bytes, base: int) -> Iterator[Entry]:
         offset = start + length
 
 
-def read(directory: Path, start: int = 0) -> Iterator[Entry]:
-    """Every complete record at or after `start`, in order (safe while a writer appends)."""
-    for base, path in _segments(directory):
-        with open(path, "rb") as fh:
-            data = fh.read()
-        if base + len(data) <= start:
-            continue
-        for entry in _scan(data, base):
-            if entry.position >= start:
+def _scan_file(path: Path, base: int, offset: int = 0) -> Iterator[Entry]:
+    """`_scan` of a segment from `offset` (a record's start), reading READ_BYTES at a time, so that
+    reading a log never holds more than about one chunk of it in memory."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data, at = b"", offset  # unparsed bytes, and the segment offset of their first byte
+        while chunk := fh.read(READ_BYTES):
+            data += chunk
+            used = 0
+            for entry in _scan(data, base + at):
+                used = entry.end - base - at
                 yield entry
+            data, at = data[used:], at + used
+            if len(data) >= HEADER.size:
+                magic, length, _ = HEADER.unpack_from(data)
+                if magic != MAGIC or len(data) >= HEADER.size + length:
+                    return  # a bad record (no magic, or whole but failing its checksum) ends the segment
+        # Whatever is left is a torn tail: a write that never completed, so was never acknowledged.
+
+
+def read(directory: Path, start: int = 0) -> Iterator[Entry]:
+    """Every complete record at or after `start`, in order (safe while a writer appends). `start`
+    is 0 or a record's end (where the next one starts): segments wholly before it are not read."""
+    segments = _segments(directory)
+    for i, (base, path) in enumerate(segments):
+        following = segments[i + 1][0] if i + 1 < len(segments) else None
+        if following is not None and following <= start:
+            continue
+        offset = start - base if base < start else 0
+        if offset and offset >= path.stat().st_size:
+            continue  # nothing at or after `start` in this segment (yet)
+        if offset and not _record_starts_at(path, offset):
+            # Not a record's start: read the segment from its beginning instead.
+            yield from (entry for entry in _scan_file(path, base) if entry.position >= start)
+            continue
+        yield from _scan_file(path, base, offset)
+
+
+def _record_starts_at(path: Path, offset: int) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        return fh.read(len(MAGIC)) == MAGIC
 
 
 def read_at(directory: Path, positions: Iterable[int]) -> Iterator[Entry]:
@@ -151,12 +185,10 @@ class DeliveryLog:
         segments = _segments(self.directory)
         if segments:
             self._base, path = segments[-1]
-            with open(path, "rb") as fh:
-                data = fh.read()
             good = 0
-            for entry in _scan(data, 0):
+            for entry in _scan_file(path, 0):
                 good = entry.end
-            if good != len(data):  # a write that never completed, so never acknowledged
+            if good != path.stat().st_size:  # a write that never completed, so never acknowledged
                 with open(path, "r+b") as fh:
                     fh.truncate(good)
                     os.fsync(fh.fileno())
