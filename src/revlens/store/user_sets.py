@@ -68,20 +68,24 @@ def _with_periods(day_sets: Iterable[tuple[int, str, datetime, str | None, BitMa
     return out
 
 
-def _insert(cur: duckdb.DuckDBPyConnection, sets: dict[Key, BitMap]) -> None:
-    if not sets:
-        return
-    keys = list(sets)
-    table = pa.table(
+def _keys_table(keys: list[Key]) -> pa.Table:
+    return pa.table(
         {
             "pid": pa.array([k[0] for k in keys], pa.int32()),
             "event_type": pa.array([k[1] for k in keys], pa.string()),
             "grain": pa.array([k[2] for k in keys], pa.string()),
             "start": pa.array([k[3] for k in keys], pa.timestamp("us")),
             "product": pa.array([k[4] for k in keys], pa.string()),
-            "users": pa.array([bytes(sets[k].serialize()) for k in keys], pa.binary()),
         }
     )
+
+
+def _insert(cur: duckdb.DuckDBPyConnection, sets: dict[Key, BitMap]) -> None:
+    if not sets:
+        return
+    keys = list(sets)
+    users = pa.array([bytes(sets[k].serialize()) for k in keys], pa.binary())
+    table = _keys_table(keys).append_column("users", users)
     cur.register("new_user_sets", table)
     cur.execute("INSERT INTO user_sets BY NAME SELECT * FROM new_user_sets")
     cur.unregister("new_user_sets")
@@ -126,17 +130,7 @@ def compact(cur: duckdb.DuckDBPyConnection, above: int = COMPACT_ABOVE) -> int:
     if not rows:
         return 0
     merged = {(p, t, g, s, prod): union(blobs) for p, t, g, s, prod, blobs in rows}
-    keys = list(merged)
-    table = pa.table(
-        {
-            "pid": pa.array([k[0] for k in keys], pa.int32()),
-            "event_type": pa.array([k[1] for k in keys], pa.string()),
-            "grain": pa.array([k[2] for k in keys], pa.string()),
-            "start": pa.array([k[3] for k in keys], pa.timestamp("us")),
-            "product": pa.array([k[4] for k in keys], pa.string()),
-        }
-    )
-    cur.register("merged_keys", table)
+    cur.register("merged_keys", _keys_table(list(merged)))
     cur.execute(
         "DELETE FROM user_sets s USING merged_keys k WHERE s.pid = k.pid AND s.event_type = k.event_type "
         "AND s.grain = k.grain AND s.start = k.start AND s.product IS NOT DISTINCT FROM k.product"

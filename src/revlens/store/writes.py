@@ -192,13 +192,14 @@ def _insert_events(cur: duckdb.DuckDBPyConnection, events: list[tuple[int, str, 
                                   first_local_time = least(users.first_local_time, excluded.first_local_time)
         """
     )
+    # The batch with its users' compact ids, joined once for the events and their user sets.
     cur.execute(
-        "INSERT INTO events BY NAME SELECT b.*, u.user_idx FROM batch_events b "
+        "CREATE OR REPLACE TEMP TABLE batch_with_users AS SELECT b.*, u.user_idx FROM batch_events b "
         "LEFT JOIN users u ON u.pid = b.pid AND u.user_id = b.user_id"
     )
-    user_sets.add(
-        cur, "(SELECT b.*, u.user_idx FROM batch_events b JOIN users u ON u.pid = b.pid AND u.user_id = b.user_id)"
-    )
+    cur.execute("INSERT INTO events BY NAME SELECT * FROM batch_with_users")
+    user_sets.add(cur, "batch_with_users")
+    cur.execute("DROP TABLE batch_with_users")
     cur.execute(
         f"INSERT INTO daily_totals {DAILY_TOTALS.format(source='batch_events', where='')} "
         "ON CONFLICT DO UPDATE SET events = daily_totals.events + excluded.events, "
