@@ -18,6 +18,7 @@ import httpx
 import orjson
 import pytest
 
+from revlens import malloc
 from revlens.demo.generator import DemoConfig, generate_events
 from revlens.normalize import SUPPORTED_TYPES
 from revlens.webhook.signature import sign
@@ -184,3 +185,29 @@ def test_slow_clients_do_not_hold_up_others(server: Server) -> None:
         for s in slow:
             s.close()
     assert server.proc is not None and server.proc.poll() is None
+
+
+@pytest.mark.skipif(malloc.find_jemalloc() is None, reason="libjemalloc is not installed (.ci/run installs it)")
+def test_serve_runs_on_jemalloc_unless_told_otherwise(server: Server) -> None:
+    for choice, expected in (("auto", "jemalloc"), ("system", "system")):
+        server.extra_env = {"REVLENS_ALLOCATOR": choice}
+        server.start()
+        assert server.proc is not None
+        maps = Path(f"/proc/{server.proc.pid}/maps").read_text()
+        assert ("libjemalloc" in maps) == (expected == "jemalloc")
+        auth = {"Authorization": f"Bearer {server.token}"}
+        metrics = httpx.get(f"{server.url}/metrics", headers=auth, timeout=5).text
+        assert f'revlens_allocator_info{{allocator="{expected}"}} 1.0' in metrics
+        server.stop()
+
+
+def test_serve_refuses_an_unknown_allocator(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "revlens", "serve", "--data-dir", str(tmp_path), "--allocator", "tcmalloc"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1
+    assert "setting allocator" in out.stderr and "'auto', 'jemalloc' or 'system'" in out.stderr
+    assert not (tmp_path / "revlens.duckdb").exists()

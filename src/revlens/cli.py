@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -72,6 +74,11 @@ def _server_info(settings: Settings) -> tuple[str, str] | None:
     except (OSError, ValueError):
         return None
     return str(server["url"]), token
+
+
+def _validation_message(exc: ValidationError) -> str:
+    """A settings error as one line per setting: which one, and what it must be."""
+    return "; ".join(f"setting {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
 def _fail(message: str) -> typer.Exit:
@@ -295,11 +302,26 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     data_dir: DataDir = Path(DEFAULT_DATA_DIR),
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    allocator: Annotated[
+        str | None, typer.Option(help="auto, jemalloc or system (default: REVLENS_ALLOCATOR, else auto).")
+    ] = None,
 ) -> None:
     """Serve the webhook endpoints and the admin API."""
+    from revlens import malloc
+
+    try:
+        settings = Settings.from_env(data_dir=data_dir, host=host, port=port, log_level=log_level, allocator=allocator)
+    except ValidationError as exc:
+        raise _fail(_validation_message(exc)) from None
+    try:
+        env = malloc.exec_env(settings.allocator, os.environ, malloc.find_jemalloc())
+    except malloc.AllocatorError as exc:
+        raise _fail(str(exc)) from None
+    if env is not None:
+        malloc.reexec(env)  # once, before any thread starts: the same command on jemalloc
+
     from revlens.server import run
 
-    settings = Settings.from_env(data_dir=data_dir, host=host, port=port, log_level=log_level)
     try:
         run(settings)
     except StoreLockedError as exc:

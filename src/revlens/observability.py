@@ -14,6 +14,7 @@ One `Metrics` object per running app, on its own registry (no state at import ti
 | `revlens_http_requests_total{route,status}` | counter | requests other than webhooks |
 | `revlens_store_memory_bytes{tag}` | gauge | memory DuckDB holds by kind (table cache, indexes, unsaved data, queries; capped by `store_memory_limit`) |
 | `revlens_python_allocated_blocks` | gauge | blocks the interpreter holds (a Python-level leak shows here; native memory does not) |
+| `revlens_allocator_info{allocator}` | gauge | 1, labelled with the C allocator the process runs on: `jemalloc` or `system` |
 | `process_resident_memory_bytes` etc. | gauge | the server process (RSS, CPU seconds, open files) |
 """
 
@@ -29,6 +30,8 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from revlens import malloc
 
 FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 QUERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -65,6 +68,10 @@ class Metrics:
             "revlens_python_allocated_blocks", "Memory blocks the interpreter has allocated", registry=self.registry
         )
         self.python_blocks.set_function(sys.getallocatedblocks)
+        allocator = Gauge(
+            "revlens_allocator_info", "The C allocator the process runs on", ["allocator"], registry=self.registry
+        )
+        allocator.labels(malloc.active()).set(1)
         self._outcomes = {name: self.deliveries.labels(name) for name in OUTCOMES}
 
     def delivery(self, outcome: str) -> None:

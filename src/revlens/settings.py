@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -30,6 +31,11 @@ class Settings(BaseModel):
     store_memory_limit: str = Field(
         default="1GB",
         description="Most memory DuckDB may use for caching and queries in `revlens serve` (e.g. 512MB, 4GB).",
+    )
+    allocator: Literal["auto", "jemalloc", "system"] = Field(
+        default="auto",
+        description="C allocator of `revlens serve`: auto (jemalloc when libjemalloc is installed, else the "
+        "system's), jemalloc (refuse to start without it) or system.",
     )
     auth_failures_per_minute: int = Field(
         default=20, ge=1, description="Failed authentications from one address before it gets 429 for a minute."
