@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import query_reference as ref
 from query_reference import Bin, Event, Expr, Fn, Lit, Minus, RetQuery, SegQuery, World
 from revlens.normalize import AnalyticsEvent
-from revlens.query import cohorts, ltv, params, retention, segmentation
+from revlens.query import cohort_sets, cohorts, ltv, params, retention, segmentation
 from revlens.query.cohort_model import CohortDefinition, CohortNode
 from revlens.query.context import QueryContext
 from revlens.query.models import EventSpec, Filter, Segment
@@ -626,6 +626,68 @@ def test_cohort_members_match_reference(
 ) -> None:
     log, tree, now = setup
     node = _node(tree)
+    store, pid = stores.load(log, batches)
+    try:
+        ctx = _context(store, pid, log, now, {})
+        expected = sorted(World(log.events, log.tz, now).members(node))
+        same([user for _, user in cohorts.members(node, ctx)], expected, log, (tree, now))
+        assert cohorts.size(node, ctx) == len(expected)
+    finally:
+        stores.close()
+
+
+def _set_leaf(types: list[str], era: date) -> st.SearchStrategy[dict[str, Any]]:
+    """Conditions the user sets answer (query/cohort_sets.py): unfiltered, "at least once", over all
+    time, a date range (long ones hold whole months) or the last N days."""
+    timing = st.one_of(
+        st.just({"kind": "all_time"}),
+        st.builds(
+            lambda a, n: {
+                "kind": "during",
+                "start": (era + timedelta(days=a)).isoformat(),
+                "end": (era + timedelta(days=a + n)).isoformat(),
+            },
+            st.integers(-40, 20),
+            st.one_of(st.integers(0, 10), st.sampled_from([31, 45, 70])),
+        ),
+        st.builds(lambda d: {"kind": "last_days", "days": d}, st.sampled_from([1, 2, 3, 7, 30, 60])),
+    )
+    once = st.sampled_from([{}, {"kind": "count", "op": ">", "value": 0}, {"kind": "count", "op": ">=", "value": 1}])
+    return st.builds(
+        lambda t, m, tm: {"performed": {"event_type": t, "measure": m, "timing": tm}},
+        st.sampled_from(types),
+        once,
+        timing,
+    )
+
+
+@st.composite
+def set_cohort_setups(draw: st.DrawFn) -> tuple[Log, dict[str, Any], datetime]:
+    log = draw(logs())
+    tree = draw(
+        st.recursive(
+            _set_leaf(log.types, log.era),
+            lambda inner: st.one_of(
+                st.lists(inner, min_size=1, max_size=3).map(lambda xs: {"all": xs}),
+                st.lists(inner, min_size=1, max_size=3).map(lambda xs: {"any": xs}),
+                inner.map(lambda x: {"not": x}),
+            ),
+            max_leaves=3,
+        )
+    )
+    last = max((e.time for e in log.events), default=_noon(log.era, log.tz))
+    now = last + draw(st.sampled_from([0, 1, 3, 10, 40])) * ref.DAY + draw(st.sampled_from(JITTER))
+    return replace(log, events=[e for e in log.events if e.time <= now]), tree, now
+
+
+@PROPERTY_SETTINGS
+@given(setup=set_cohort_setups(), batches=st.integers(1, 3))
+def test_cohorts_from_user_sets_match_reference(
+    stores: Stores, setup: tuple[Log, dict[str, Any], datetime], batches: int
+) -> None:
+    log, tree, now = setup
+    node = _node(tree)
+    assert cohort_sets.answerable(node)
     store, pid = stores.load(log, batches)
     try:
         ctx = _context(store, pid, log, now, {})

@@ -31,7 +31,11 @@ class QueryContext:
 
     @property
     def local_now(self) -> datetime:
-        return self.now.replace(tzinfo=UTC).astimezone(ZoneInfo(self.timezone)).replace(tzinfo=None)
+        return self.local_of(self.now)
+
+    def local_of(self, instant: datetime) -> datetime:
+        """The wall-clock time in the project's zone of an instant (naive UTC)."""
+        return instant.replace(tzinfo=UTC).astimezone(ZoneInfo(self.timezone)).replace(tzinfo=None)
 
     def utc_of(self, local: datetime) -> datetime:
         """The instant (naive UTC) of a wall-clock time in the project's zone; the first of a repeated
