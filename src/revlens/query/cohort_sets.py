@@ -110,27 +110,29 @@ def _from_events(
         exp.EQ(this=col("event_type", "e"), expression=c.bind(event_type)),
         exp.Not(this=exp.Is(this=col("user_idx", "e"), expression=exp.null())),
     ]
-    windows = [(since, until)]
+    window = _between(c, since, until)
     if skip is not None:
         where.append(exp.not_(c.time_range(skip[0], skip[1])))
         # The same in instants, a day wider on each side, so the scan skips the middle of the range.
-        windows = [(since, ctx.utc_of(skip[0]) + timedelta(days=1)), (ctx.utc_of(skip[1]) - timedelta(days=1), until)]
-    found = BitMap()
-    for lo, hi in windows:
-        q = (
-            exp.select(col("user_idx", "e"))
-            .distinct()
-            .from_(exp.to_table("events").as_("e"))
-            .where(
-                exp.and_(
-                    *where,
-                    exp.GTE(this=col("time", "e"), expression=c.bind(max(lo, since))),
-                    exp.LTE(this=col("time", "e"), expression=c.bind(min(hi, until))),
-                )
-            )
+        window = exp.or_(
+            _between(c, since, min(ctx.utc_of(skip[0]) + timedelta(days=1), until)),
+            _between(c, max(ctx.utc_of(skip[1]) - timedelta(days=1), since), until),
         )
-        found.update(int(row[0]) for row in ctx.run(c, q))
-    return found
+    q = (
+        exp.select(col("user_idx", "e"))
+        .distinct()
+        .from_(exp.to_table("events").as_("e"))
+        .where(exp.and_(*where, exp.paren(window)))
+    )
+    return BitMap(int(row[0]) for row in ctx.run(c, q))
+
+
+def _between(c: Compiler, since: datetime, until: datetime) -> exp.Expression:
+    """since <= time <= until (both ends included)."""
+    return exp.and_(
+        exp.GTE(this=col("time", "e"), expression=c.bind(since)),
+        exp.LTE(this=col("time", "e"), expression=c.bind(until)),
+    )
 
 
 def _from_sets(ctx: QueryContext, event_type: str, lo: datetime | None, hi: datetime | None) -> BitMap:
