@@ -17,6 +17,7 @@ import ctypes
 import ctypes.util
 import functools
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,10 @@ class AllocatorError(Exception):
 
 
 def find_jemalloc() -> str | None:
-    """The shared jemalloc library as the dynamic linker names it (libjemalloc.so.2), or None."""
+    """The shared jemalloc library as the dynamic linker names it (libjemalloc.so.2), or None (also
+    off Linux, where LD_PRELOAD does not apply)."""
+    if not sys.platform.startswith("linux"):
+        return None
     return ctypes.util.find_library("jemalloc")
 
 
@@ -69,8 +73,6 @@ def exec_env(choice: str, environ: Mapping[str, str], library: str | None) -> di
 
 def reexec(env: dict[str, str]) -> None:
     """Replace this process with the same command line under `env` (same pid; does not return)."""
-    import sys
-
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
 
 
