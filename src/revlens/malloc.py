@@ -20,12 +20,14 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 ARENAS = 2
 
-CHOICES = ("auto", "jemalloc", "system")
+# The `allocator` setting (revlens/settings.py).
+Allocator = Literal["auto", "jemalloc", "system"]
+CHOICES: tuple[str, ...] = get_args(Allocator)
 # Set in the environment of the re-executed server, so it does not re-execute again.
 ACTIVE_ENV = "REVLENS_ALLOCATOR_ACTIVE"
 # jemalloc's settings unless the operator sets MALLOC_CONF: purge on a background thread, give unused

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, Field
+
+from revlens.malloc import Allocator
 
 DEFAULT_DATA_DIR = "./revlens-data"
 ENV_DATA_DIR = "REVLENS_DATA_DIR"
@@ -32,7 +33,7 @@ class Settings(BaseModel):
         default="1GB",
         description="Most memory DuckDB may use for caching and queries in `revlens serve` (e.g. 512MB, 4GB).",
     )
-    allocator: Literal["auto", "jemalloc", "system"] = Field(
+    allocator: Allocator = Field(
         default="auto",
         description="C allocator of `revlens serve`: auto (jemalloc when libjemalloc is installed, else the "
         "system's), jemalloc (refuse to start without it) or system.",

@@ -21,7 +21,7 @@ from sqlglot import exp
 from revlens.query.cohort_model import CohortNode, Measure, Performed
 from revlens.query.context import QueryContext
 from revlens.query.sql import ANY_EVENT, Compiler, col
-from revlens.query.timeaxis import range_bounds, step, truncate
+from revlens.query.timeaxis import range_bounds, truncate, whole_span
 from revlens.store import user_sets
 
 
@@ -69,9 +69,7 @@ def _users(node: CohortNode, ctx: QueryContext) -> BitMap:
 
 def _all_users(ctx: QueryContext) -> BitMap:
     c = ctx.compiler()
-    q = exp.select(col("user_idx", "u")).from_(exp.to_table("users").as_("u"))
-    q = q.where(exp.EQ(this=col("pid", "u"), expression=c.bind(ctx.pid)))
-    return BitMap(int(row[0]) for row in ctx.run(c, q))
+    return BitMap(int(row[0]) for row in ctx.run(c, c.all_users()))
 
 
 def _performed(leaf: Performed, ctx: QueryContext) -> BitMap:
@@ -143,16 +141,12 @@ def _from_sets(ctx: QueryContext, event_type: str, lo: datetime | None, hi: date
     if lo is None or hi is None:
         periods: exp.Expression = exp.EQ(this=col("grain", d), expression=c.bind("month"))
     else:
-        months_lo = lo if truncate(lo, "month") == lo else step(truncate(lo, "month"), "month")
-        months_hi = truncate(hi, "month")
-        if months_lo < months_hi:
-            periods = exp.or_(
-                _period(c, "month", months_lo, months_hi),
-                _period(c, "day", lo, months_lo),
-                _period(c, "day", months_hi, hi),
-            )
-        else:
-            periods = _period(c, "day", lo, hi)
+        months_lo, months_hi = whole_span(lo, hi, "month")
+        periods = exp.or_(
+            c.set_period("month", months_lo, months_hi, d),
+            c.set_period("day", lo, months_lo, d),
+            c.set_period("day", months_hi, hi, d),
+        )
     q = (
         exp.select(col("users", d))
         .from_(exp.to_table("user_sets").as_(d))
@@ -166,9 +160,3 @@ def _from_sets(ctx: QueryContext, event_type: str, lo: datetime | None, hi: date
         )
     )
     return user_sets.union(row[0] for row in ctx.run(c, q))
-
-
-def _period(c: Compiler, grain: str, since: datetime, until: datetime) -> exp.Expression:
-    return exp.and_(
-        exp.EQ(this=col("grain", "d"), expression=c.bind(grain)), c.time_range(since, until, column="start", table="d")
-    )

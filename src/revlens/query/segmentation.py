@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +22,7 @@ from revlens.query import formula as fx
 from revlens.query.context import QueryContext
 from revlens.query.models import EventSpec, Interval, QueryError, SegmentationQuery
 from revlens.query.sql import ANY_EVENT, Compiler, col
-from revlens.query.timeaxis import UNIT, bucket_sql, buckets, label, range_bounds, step, truncate
+from revlens.query.timeaxis import UNIT, bucket_sql, buckets, label, range_bounds, whole_span
 from revlens.store import user_sets
 
 PROPERTY_METRICS = ("sums", "value_avg", "histogram")
@@ -276,15 +275,12 @@ def _users_from_sets(
     lo, hi = range_bounds(query.start, query.end)
     d = "d"
     unit = UNIT[query.interval]
-    # [whole_lo, whole_hi): the whole weeks or months of the range (empty when there is none).
-    whole_lo = min(truncate(lo, unit) if truncate(lo, unit) == lo else step(truncate(lo, unit), unit), hi)
-    whole_hi = max(truncate(hi, unit), whole_lo)
-
-    def period(grain: str, since: datetime, until: datetime) -> exp.Expression:
-        grain_is = exp.EQ(this=col("grain", d), expression=c.bind(grain))
-        return exp.and_(grain_is, c.time_range(since, until, column="start", table=d))
-
-    periods = exp.or_(period(unit, whole_lo, whole_hi), period("day", lo, whole_lo), period("day", whole_hi, hi))
+    whole_lo, whole_hi = whole_span(lo, hi, unit)
+    periods = exp.or_(
+        c.set_period(unit, whole_lo, whole_hi, d),
+        c.set_period("day", lo, whole_lo, d),
+        c.set_period("day", whole_hi, hi, d),
+    )
     product = col("product", d)
     has_product: exp.Expression = exp.Is(this=product, expression=exp.Null())
     if keys:

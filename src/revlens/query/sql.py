@@ -124,6 +124,11 @@ class Compiler:
         c = col(column, table)
         return exp.and_(exp.GTE(this=c, expression=self.bind(start)), exp.LT(this=c, expression=self.bind(end)))
 
+    def set_period(self, grain: str, since: datetime, until: datetime, table: str = "d") -> exp.Expression:
+        """Rows of `user_sets` (store/user_sets.py) of one grain whose period starts in [since, until)."""
+        grain_is = exp.EQ(this=col("grain", table), expression=self.bind(grain))
+        return exp.and_(grain_is, self.time_range(since, until, column="start", table=table))
+
     def segment(self, seg: Segment, table: str = "e") -> list[exp.Expression]:
         parts = [self.condition(f, table) for f in seg.filters]
         for cohort_id in seg.cohorts:

@@ -40,6 +40,14 @@ def step(moment: datetime, unit: str, n: int = 1) -> datetime:
     return moment.replace(year=moment.year + month // 12, month=month % 12 + 1)
 
 
+def whole_span(lo: datetime, hi: datetime, unit: str) -> tuple[datetime, datetime]:
+    """[whole_lo, whole_hi): the whole periods of `unit` inside [lo, hi), an empty span at or before
+    `hi` when there is none; [lo, whole_lo) and [whole_hi, hi) are the partial days at the edges."""
+    start = truncate(lo, unit)
+    whole_lo = min(start if start == lo else step(start, unit), hi)
+    return whole_lo, max(truncate(hi, unit), whole_lo)
+
+
 def range_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     """[start 00:00, day after end 00:00) in local time: `start` and `end` are inclusive days."""
     if end < start:
