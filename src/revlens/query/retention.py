@@ -61,8 +61,16 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
     c = ctx.compiler()
     lo, hi = range_bounds(q.start, q.end)
 
-    # The cohort: each user's first start event in the range.
-    group_label = c.label(q.group_by) if q.group_by else exp.Literal.string("")
+    # The cohort: each user's first start event in the range. The group column exists only when
+    # grouping: carrying a constant through the join and DISTINCT costs about 15 % (docs/benchmarks.md).
+    grouped = bool(q.group_by)
+
+    def keys(table: str | None) -> list[exp.Expression]:
+        return [col("cohort", table), col("grp", table)] if grouped else [col("cohort", table)]
+
+    def labels(table: str | None) -> list[exp.Expression]:
+        return keys(table) if grouped else [col("cohort", table), exp.Literal.string("").as_("grp")]
+
     if q.start_event.event_type == "_new":
         if q.segment.filters or q.segment.cohorts or q.segment.not_cohorts or q.group_by:
             raise QueryError("se", "_new retention takes no segment or group-by here")
@@ -71,7 +79,6 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
                 col("user_idx", "u"),
                 col("first_time", "u").as_("t0"),
                 exp.func("date_trunc", exp.Literal.string(unit), col("first_local_time", "u")).as_("cohort"),
-                exp.Literal.string("").as_("grp"),
             )
             .from_(exp.to_table("users").as_("u"))
             .where(
@@ -83,13 +90,12 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
         )
     else:
         spec = q.start_event if q.start_event.event_type not in ("_active",) else EventSpec(event_type="_all")
-        grp_expr = exp.func("arg_min", group_label, col("time")) if q.group_by else exp.Literal.string("")
         starts = (
             exp.select(
                 col("user_idx"),
                 exp.func("min", col("time")).as_("t0"),
                 exp.func("date_trunc", exp.Literal.string(unit), exp.func("min", col("local_time"))).as_("cohort"),
-                grp_expr.as_("grp"),
+                *([exp.func("arg_min", c.label(q.group_by), col("time")).as_("grp")] if q.group_by else []),
             )
             .from_(exp.to_table("events").as_("e"))
             .where(
@@ -143,7 +149,7 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
                 )
             )
     returns = (
-        exp.select(col("user_idx", "s"), col("cohort", "s"), col("grp", "s"), exp.cast(k_expr, "BIGINT").as_("k"))
+        exp.select(col("user_idx", "s"), *keys("s"), exp.cast(k_expr, "BIGINT").as_("k"))
         .distinct()
         .from_(exp.to_table("s"))
         .join(
@@ -155,21 +161,17 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
         .where(exp.and_(*bounds))
     )
     sizes = (
-        exp.select(
-            col("cohort", None), col("grp", None), exp.Literal.number(-1).as_("j"), exp.Count(this=exp.Star()).as_("n")
-        )
+        exp.select(*labels(None), exp.Literal.number(-1).as_("j"), exp.Count(this=exp.Star()).as_("n"))
         .from_(exp.to_table("s"))
-        .group_by(col("cohort", None), col("grp", None))
+        .group_by(*keys(None))
     )
     if q.mode == RetentionMode.n_day:
         # One bracket per interval: the interval number is the column, and x is already distinct per user.
         counted = (
-            exp.select(
-                col("cohort", None), col("grp", None), col("k", None).as_("j"), exp.Count(this=exp.Star()).as_("n")
-            )
+            exp.select(*labels(None), col("k", None).as_("j"), exp.Count(this=exp.Star()).as_("n"))
             .from_(exp.to_table("x"))
             .where(exp.LT(this=col("k", None), expression=c.bind(horizon)))
-            .group_by(col("cohort", None), col("grp", None), col("k", None))
+            .group_by(*keys(None), col("k", None))
         )
     else:
         bracket_rows = exp.select("*").from_(
@@ -188,14 +190,13 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
             on = exp.and_(on, exp.LT(this=col("k", "x"), expression=col("hi", "b")))
         counted = (
             exp.select(
-                col("cohort", "x"),
-                col("grp", "x"),
+                *labels("x"),
                 col("j", "b"),
                 exp.Count(this=exp.Distinct(expressions=[col("user_idx", "x")])).as_("n"),
             )
             .from_(exp.to_table("x"))
             .join(exp.Subquery(this=bracket_rows, alias=exp.TableAlias(this=exp.to_identifier("b"))), on=on)
-            .group_by(col("cohort", "x"), col("grp", "x"), col("j", "b"))
+            .group_by(*keys("x"), col("j", "b"))
         )
     statement = exp.union(sizes, counted, distinct=False).with_("s", as_=starts).with_("x", as_=returns)
     size_rows: list[tuple[Any, ...]] = []
