@@ -37,7 +37,7 @@ DB_FILE = "revlens.duckdb"
 # Write the WAL into the database file every 8 MB: data not yet checkpointed is held in memory
 # uncompressed, and checkpoints run on the loader thread, never on the request path. Smaller, more
 # frequent checkpoints keep the process's memory flat: at 32 MB the soak's RSS grew 12-13 % in ten
-# minutes, at 8 MB 6.6-7.5 % (docs/benchmarks.md, "Crash safety and soak").
+# minutes, at 8 MB 6.6-8.1 % in three runs (docs/benchmarks.md, "Crash safety and soak").
 CHECKPOINT_THRESHOLD = "8MB"
 
 
