@@ -11,7 +11,8 @@ Shape (after shared/reference/performance.md B.1):
 - `properties` JSON: `currency` on every event, `product` where there is one, `amount_paid` (integer
   cents) on invoice.payment_succeeded / invoice.paid, `$revenue` (a string, as revlens stores Decimals)
   on revenue events;
-- rows in time order, as appends would leave them; `users.first_time` = each user's first event.
+- rows in time order, as appends would leave them; `users.first_time` = each user's first event, also on
+  every event as `user_first_time` (what the loader keeps).
 
 The numbers are drawn with numpy; DuckDB builds the strings and the JSON (`INSERT ... SELECT` from a
 registered Arrow table), which takes seconds rather than minutes at 10 M rows. Folders are cached under
@@ -33,7 +34,7 @@ import pyarrow as pa
 from revlens.store.duckdb_store import DuckDBStore
 from revlens.store.writes import rebuild_summaries
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 CACHE_ROOT = Path("/tmp")
 YEAR_START = datetime(2025, 11, 1)  # the data covers [2025-11-01, 2026-11-01) UTC
 DAYS = 365
@@ -113,6 +114,7 @@ SELECT
     t AS local_time,
     'user_' || lpad(CAST(user_idx AS VARCHAR), 7, '0') AS user_id,
     user_idx,
+    min(t) OVER (PARTITION BY user_idx) AS user_first_time,
     0 AS user_rank,
     'cus_' || lpad(CAST(user_idx AS VARCHAR), 7, '0') AS customer,
     CASE WHEN rev_cents <> 0 THEN CAST(rev_cents AS DECIMAL(18, 3)) / 100 END AS revenue,

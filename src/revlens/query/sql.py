@@ -193,21 +193,12 @@ class Compiler:
             where.append(exp.GTE(this=col("time"), expression=self.bind(self.now - timedelta(days=timing.days))))
             where.append(exp.LTE(this=col("time"), expression=self.bind(self.now)))
         elif timing.kind == "within_first_days" and timing.days:
-            query = query.join(
-                exp.to_table("users").as_("u"),
-                on=exp.and_(
-                    exp.EQ(this=col("pid", "u"), expression=col("pid")),
-                    exp.EQ(this=col("user_idx", "u"), expression=col("user_idx")),
-                ),
-            )
+            # Every event carries its user's first-event time (kept at ingest): no join with `users`.
             window_end = exp.Add(
-                this=col("first_time", "u"),
+                this=col("user_first_time"),
                 expression=exp.func("to_microseconds", self.bind(timing.days * 86_400_000_000)),
             )
-            where += [
-                exp.GTE(this=col("time"), expression=col("first_time", "u")),
-                exp.LT(this=col("time"), expression=window_end),
-            ]
+            where.append(exp.LT(this=col("time"), expression=window_end))
         measure = leaf.measure
         aggregate: exp.Expression = (
             exp.func(

@@ -31,7 +31,7 @@ from revlens.store.models import (
     Project,
 )
 from revlens.store.schema import SCHEMA_VERSION, STATEMENTS
-from revlens.store.writes import events_table, rebuild_summaries, write_batch
+from revlens.store.writes import events_table, fill_user_first_times, rebuild_summaries, write_batch
 
 DB_FILE = "revlens.duckdb"
 # Write the WAL into the database file every 8 MB: data not yet checkpointed is held in memory
@@ -103,8 +103,18 @@ class DuckDBStore:
             self._con.execute(f"SET memory_limit = '{memory_limit}'")
         if not read_only:
             self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+            # Data folders from before `events.user_first_time`: the column is added below, filled here.
+            fill_first_times = fetch_one(
+                self._con.execute(
+                    "SELECT count(*) FILTER (column_name = 'user_first_time') = 0 AND count(*) > 0 "
+                    "FROM duckdb_columns() WHERE table_name = 'events' AND schema_name = 'main'"
+                )
+            ) == (True,)
             for statement in STATEMENTS:
                 self._con.execute(statement)
+            if fill_first_times:
+                with self.transaction() as cur:
+                    fill_user_first_times(cur)
             self._con.execute(
                 "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING", [str(SCHEMA_VERSION)]
             )
@@ -369,7 +379,7 @@ class DuckDBStore:
             cur.register("new_events", events_table(events))
             cur.execute("DELETE FROM events WHERE (pid, insert_id) IN (SELECT (pid, insert_id) FROM new_events)")
             cur.execute(
-                "INSERT INTO events BY NAME SELECT n.*, u.user_idx FROM new_events n "
+                "INSERT INTO events BY NAME SELECT n.*, u.user_idx, u.first_time AS user_first_time FROM new_events n "
                 "LEFT JOIN users u ON u.pid = n.pid AND u.user_id = n.user_id"
             )
             cur.unregister("new_events")

@@ -107,6 +107,10 @@ STATEMENTS = (
     """ALTER TABLE events ADD COLUMN IF NOT EXISTS user_idx INTEGER""",
     """ALTER TABLE events ADD COLUMN IF NOT EXISTS amount BIGINT""",
     """ALTER TABLE events ADD COLUMN IF NOT EXISTS amount_paid BIGINT""",
+    # The time of the user's first event (`users.first_time`), kept on every event of the user so
+    # that "within N days of the user's first event" reads one table (store/writes.py keeps it equal
+    # to `users.first_time`). Data folders from before it are filled once when the store opens.
+    """ALTER TABLE events ADD COLUMN IF NOT EXISTS user_first_time TIMESTAMP""",
     # Events per project, type, local day and product, with the sums of the typed money columns: kept
     # current by every write to `events`, so totals and sums without filters read a few thousand rows
     # instead of every event (query/segmentation.py). `product` is the group-by label ('(none)').

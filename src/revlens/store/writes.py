@@ -180,6 +180,11 @@ def _insert_events(cur: duckdb.DuckDBPyConnection, events: list[tuple[int, str, 
     if not events:
         return
     cur.register("batch_events", events_table(events))
+    # Each project's highest compact id before this batch: users above it are new.
+    cur.execute(
+        "CREATE OR REPLACE TEMP TABLE batch_known AS SELECT pid, max(user_idx) AS top FROM users "
+        "WHERE pid IN (SELECT DISTINCT pid FROM batch_events) GROUP BY pid"
+    )
     cur.execute(
         """
         INSERT INTO users
@@ -192,14 +197,18 @@ def _insert_events(cur: duckdb.DuckDBPyConnection, events: list[tuple[int, str, 
                                   first_local_time = least(users.first_local_time, excluded.first_local_time)
         """
     )
-    # The batch with its users' compact ids, joined once for the events and their user sets.
+    # The batch with its users' compact ids and first-event times, joined once for the events and
+    # their user sets.
     cur.execute(
-        "CREATE OR REPLACE TEMP TABLE batch_with_users AS SELECT b.*, u.user_idx FROM batch_events b "
+        "CREATE OR REPLACE TEMP TABLE batch_with_users AS "
+        "SELECT b.*, u.user_idx, u.first_time AS user_first_time FROM batch_events b "
         "LEFT JOIN users u ON u.pid = b.pid AND u.user_id = b.user_id"
     )
+    _move_first_times(cur)
     cur.execute("INSERT INTO events BY NAME SELECT * FROM batch_with_users")
     user_sets.add(cur, "batch_with_users")
     cur.execute("DROP TABLE batch_with_users")
+    cur.execute("DROP TABLE batch_known")
     cur.execute(
         f"INSERT INTO daily_totals {DAILY_TOTALS.format(source='batch_events', where='')} "
         "ON CONFLICT DO UPDATE SET events = daily_totals.events + excluded.events, "
@@ -209,6 +218,42 @@ def _insert_events(cur: duckdb.DuckDBPyConnection, events: list[tuple[int, str, 
         "amount_paid_n = daily_totals.amount_paid_n + excluded.amount_paid_n"
     )
     cur.unregister("batch_events")
+
+
+def _move_first_times(cur: duckdb.DuckDBPyConnection) -> None:
+    """Keep `events.user_first_time` equal to `users.first_time` when a batch brings a user's event
+    from before their first stored one (a delivery out of order, a backfill of older history).
+
+    Only users known before the batch whose earliest event is in it can have moved; in a live stream
+    they are rare. Their stored events all lie after the old first time, so the update reads only the
+    part of the table (in time order as appended) from the earliest new first time on."""
+    cur.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE batch_moved AS
+        SELECT b.pid, b.user_idx, min(b.user_first_time) AS first_time
+        FROM batch_with_users b JOIN batch_known k ON k.pid = b.pid
+        WHERE b.user_idx <= k.top
+        GROUP BY b.pid, b.user_idx HAVING min(b.time) = min(b.user_first_time)
+        """
+    )
+    [(since,)] = cur.execute("SELECT min(first_time) FROM batch_moved").fetchall()
+    if since is not None:
+        cur.execute(
+            "UPDATE events SET user_first_time = m.first_time FROM batch_moved m "
+            "WHERE events.pid = m.pid AND events.user_idx = m.user_idx AND events.time >= $since "
+            "AND events.user_first_time IS DISTINCT FROM m.first_time",
+            {"since": since},
+        )
+    cur.execute("DROP TABLE batch_moved")
+
+
+def fill_user_first_times(cur: duckdb.DuckDBPyConnection) -> None:
+    """Set `events.user_first_time` from `users` wherever it is missing (data folders from before the
+    column, bulk loads that write `events` and `users` directly)."""
+    cur.execute(
+        "UPDATE events SET user_first_time = u.first_time FROM users u "
+        "WHERE events.user_first_time IS NULL AND u.pid = events.pid AND u.user_idx = events.user_idx"
+    )
 
 
 # The daily totals of a set of events (`source` and `where` are fixed SQL from this module, never
