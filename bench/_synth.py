@@ -11,8 +11,10 @@ Shape (after shared/reference/performance.md B.1):
 - `properties` JSON: `currency` on every event, `product` where there is one, `amount_paid` (integer
   cents) on invoice.payment_succeeded / invoice.paid, `$revenue` (a string, as revlens stores Decimals)
   on revenue events;
-- rows in time order, as appends would leave them; `users.first_time` = each user's first event, also on
-  every event as `user_first_time` (what the loader keeps).
+- rows in time order, as appends would leave them, then every closed month (all but the last, at
+  2026-11-01) rewritten in event-type order as the loader does in the background
+  (store/clustering.py); `users.first_time` = each user's first event, also on every event as
+  `user_first_time` (what the loader keeps).
 
 The numbers are drawn with numpy; DuckDB builds the strings and the JSON (`INSERT ... SELECT` from a
 registered Arrow table), which takes seconds rather than minutes at 10 M rows. Folders are cached under
@@ -34,7 +36,7 @@ import pyarrow as pa
 from revlens.store.duckdb_store import DuckDBStore
 from revlens.store.writes import rebuild_summaries
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 CACHE_ROOT = Path("/tmp")
 YEAR_START = datetime(2025, 11, 1)  # the data covers [2025-11-01, 2026-11-01) UTC
 DAYS = 365
@@ -153,6 +155,9 @@ def _build(path: Path, n_events: int, n_users: int, seed: int) -> tuple[float, i
             cur.unregister("synth")
             cur.execute(INSERT_USERS, {"pid": project.pid})
             rebuild_summaries(cur, [project.pid])  # what the loader keeps current at ingest
+        # What the loader does to closed months in the background: every month but the last.
+        while store.cluster_closed_month(YEAR_START.replace(year=YEAR_START.year + 1)) is not None:
+            pass
         store.checkpoint()
     finally:
         store.close()

@@ -177,7 +177,8 @@ class Stores:
         self.open: list[DuckDBStore] = []
 
     def load(self, log: Log, batches: int = 1) -> tuple[DuckDBStore, int]:
-        """A fresh store: a decoy project (same users, shifted events), then the log's project."""
+        """A fresh store: a decoy project (same users, shifted events), then the log's project in
+        `batches` loads; with more than one, every month is then rewritten in event-type order."""
         store = DuckDBStore(Path(self.factory.mktemp("q", numbered=True)))
         self.open.append(store)
         decoy, _ = store.create_project("decoy", "USD", log.tz)
@@ -194,6 +195,9 @@ class Stores:
         ]
         _insert(store, decoy.pid, shifted, 1)
         _insert(store, project.pid, log.events, batches)
+        if batches > 1:  # and every month in event-type order, as the loader leaves closed months
+            while store.cluster_closed_month(datetime(2100, 1, 1)) is not None:
+                pass
         return store, project.pid
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
+from revlens.ingest.loader import Counters, Loader
 from revlens.normalize import AnalyticsEvent
 from revlens.store.duckdb_store import DB_FILE, DuckDBStore
 from revlens.store.models import STORED, Delivery, LoadBatch
@@ -246,5 +247,93 @@ def test_user_first_time_follows_every_write(tmp_path: Path) -> None:
     try:
         assert store.execute("SELECT count(user_first_time) FROM events") == [(40 - 4,)]  # 4 without a user
         assert _stale_first_times(store) == []
+    finally:
+        store.close()
+
+
+TYPES = ("[Stripe] payment_intent.succeeded", "[Stripe] charge.refunded", "[Stripe] invoice.paid")
+
+
+def _mixed(batch: LoadBatch) -> LoadBatch:
+    """`_spread`, with three event types taking turns."""
+    spread = _spread(batch)
+    events = [(p, e, replace(ev, event_type=TYPES[i % 3])) for i, (p, e, ev) in enumerate(spread.events)]
+    return replace(spread, events=events)
+
+
+def _rows(store: DuckDBStore) -> list[tuple[object, ...]]:
+    return store.execute("SELECT * EXCLUDE (properties), CAST(properties AS VARCHAR) FROM events ORDER BY insert_id")
+
+
+def _physical(store: DuckDBStore, lo: datetime, hi: datetime) -> list[tuple[object, ...]]:
+    return store.execute(
+        "SELECT event_type, time FROM events WHERE local_time >= $lo AND local_time < $hi ORDER BY rowid",
+        {"lo": lo, "hi": hi},
+    )
+
+
+def test_closed_months_are_rewritten_in_event_type_order(tmp_path: Path) -> None:
+    """A closed month is rewritten sorted by event type and time: the same rows, summaries and
+    answers; open months and other projects' months are left alone; a month that grows by a tenth
+    is rewritten again; reprocess forgets what was rewritten."""
+    store = DuckDBStore(tmp_path)
+    try:
+        project, _ = store.create_project("p", "USD", "UTC")
+        other, _ = store.create_project("q", "USD", "UTC")
+        store.load(_mixed(_batch(project.pid, 0, 300)))  # 2026-01-01 .. 2026-03-29, every 7 hours
+        store.load(_mixed(_batch(other.pid, 300, 30)))  # January only
+        jan, feb = datetime(2026, 1, 1), datetime(2026, 2, 1)
+        rows, totals, sets = _rows(store), _daily_totals(store), _user_sets(store)
+        assert _physical(store, jan, feb) != sorted(_physical(store, jan, feb))  # arrival order
+
+        now = datetime(2026, 3, 2)  # January is closed (ended more than two days ago), February not
+        done = [store.cluster_closed_month(now), store.cluster_closed_month(now)]
+        assert [(pid, month) for pid, month, _ in filter(None, done)] == [(project.pid, jan), (other.pid, jan)]
+        assert done[0] is not None and done[0][2] == len(_physical(store, jan, feb)) - 30 > 100
+        assert store.cluster_closed_month(now) is None
+        assert _rows(store) == rows and _daily_totals(store) == totals and _user_sets(store) == sets
+        ordered = store.execute(
+            "SELECT event_type, time FROM events WHERE pid = $pid AND local_time >= $lo AND local_time < $hi "
+            "ORDER BY rowid",
+            {"pid": project.pid, "lo": jan, "hi": feb},
+        )
+        assert ordered == sorted(ordered) and len({t for t, _ in ordered}) == 3
+        february = _physical(store, feb, datetime(2026, 3, 1))
+        assert february != sorted(february)  # still open: untouched
+
+        # Late January events: under a tenth more is left appended; a tenth more is rewritten again.
+        late = _mixed(_batch(project.pid, 1000, 10))
+        store.load(late)
+        assert store.cluster_closed_month(now) is None
+        store.load(_mixed(_batch(project.pid, 2000, 10)))
+        again = store.cluster_closed_month(now)
+        assert again is not None and again[:2] == (project.pid, jan) and again[2] == done[0][2] + 20
+        ordered = store.execute(
+            "SELECT event_type, time FROM events WHERE pid = $pid AND local_time >= $lo AND local_time < $hi "
+            "ORDER BY rowid",
+            {"pid": project.pid, "lo": jan, "hi": feb},
+        )
+        assert ordered == sorted(ordered)
+        assert _daily_totals(store) == _recomputed(store)
+
+        store.replace_all(_mixed(_batch(project.pid, 0, 300)))
+        assert store.execute("SELECT count(*) FROM clustered_months") == [(0,)]
+        assert store.cluster_closed_month(now) is not None
+    finally:
+        store.close()
+
+
+def test_loader_rewrites_one_closed_month_per_round(tmp_path: Path) -> None:
+    """The loader's periodic round (with the day-set merge) rewrites at most one closed month."""
+    store = DuckDBStore(tmp_path / "data")
+    try:
+        project, _ = store.create_project("p", "USD", "UTC")
+        store.load(_mixed(_batch(project.pid, 0, 300)))  # January to March 2026: closed by now
+        loader = Loader(store, tmp_path / "log", Counters())
+        done = []
+        for _ in range(4):
+            loader._compact()
+            done.append(store.execute("SELECT count(*) FROM clustered_months")[0][0])
+        assert done == [1, 2, 3, 3]
     finally:
         store.close()

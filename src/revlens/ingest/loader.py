@@ -421,6 +421,14 @@ class Loader:
             self.store.compact_summaries()
         except Exception:  # a failed merge leaves the sets as they were: still correct, only slower to read
             logger.exception("compacting daily user sets failed")
+        try:
+            # At most one month per round: a month is about a second of work at 10 M events a year.
+            clustered = self.store.cluster_closed_month()
+            if clustered is not None:
+                pid, month, rows = clustered
+                logger.info("rewrote %d events of project %d, %s, in event-type order", rows, pid, f"{month:%Y-%m}")
+        except Exception:  # rolled back: the month stays as it was, correct and only slower to read
+            logger.exception("rewriting a closed month in event-type order failed")
 
     def _flush_counters(self) -> None:
         deltas, last = self.counters.take()

@@ -80,12 +80,13 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
                 col("first_time", "u").as_("t0"),
                 exp.func("date_trunc", exp.Literal.string(unit), col("first_local_time", "u")).as_("cohort"),
             )
-            .from_(exp.to_table("users").as_("u"))
+            .from_(exp.to_table("users").as_("u"), copy=False)
             .where(
                 exp.and_(
                     exp.EQ(this=col("pid", "u"), expression=c.bind(ctx.pid)),
                     c.time_range(lo, hi, "first_local_time", "u"),
-                )
+                ),
+                copy=False,
             )
         )
     else:
@@ -97,16 +98,17 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
                 exp.func("date_trunc", exp.Literal.string(unit), exp.func("min", col("local_time"))).as_("cohort"),
                 *([exp.func("arg_min", c.label(q.group_by), col("time")).as_("grp")] if q.group_by else []),
             )
-            .from_(exp.to_table("events").as_("e"))
+            .from_(exp.to_table("events").as_("e"), copy=False)
             .where(
                 exp.and_(
                     c.event_match(spec),
                     c.time_range(lo, hi),
                     exp.Not(this=exp.Is(this=col("user_idx"), expression=exp.null())),
                     *c.segment(q.segment),
-                )
+                ),
+                copy=False,
             )
-            .group_by(col("user_idx"))
+            .group_by(col("user_idx"), copy=False)
         )
 
     # Which interval each return falls in, for each user.
@@ -150,28 +152,29 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
             )
     returns = (
         exp.select(col("user_idx", "s"), *keys("s"), exp.cast(k_expr, "BIGINT").as_("k"))
-        .distinct()
-        .from_(exp.to_table("s"))
+        .distinct(copy=False)
+        .from_(exp.to_table("s"), copy=False)
         .join(
             exp.to_table("events").as_("r"),
             on=exp.and_(
                 exp.EQ(this=col("user_idx", "r"), expression=col("user_idx", "s")), c.event_match(ret, table="r")
             ),
+            copy=False,
         )
-        .where(exp.and_(*bounds))
+        .where(exp.and_(*bounds), copy=False)
     )
     sizes = (
         exp.select(*labels(None), exp.Literal.number(-1).as_("j"), exp.Count(this=exp.Star()).as_("n"))
-        .from_(exp.to_table("s"))
-        .group_by(*keys(None))
+        .from_(exp.to_table("s"), copy=False)
+        .group_by(*keys(None), copy=False)
     )
     if q.mode == RetentionMode.n_day:
         # One bracket per interval: the interval number is the column, and x is already distinct per user.
+        # Intervals past the horizon (calendar months run a little past it) are ignored below.
         counted = (
             exp.select(*labels(None), col("k", None).as_("j"), exp.Count(this=exp.Star()).as_("n"))
-            .from_(exp.to_table("x"))
-            .where(exp.LT(this=col("k", None), expression=c.bind(horizon)))
-            .group_by(*keys(None), col("k", None))
+            .from_(exp.to_table("x"), copy=False)
+            .group_by(*keys(None), col("k", None), copy=False)
         )
     else:
         bracket_rows = exp.select("*").from_(
@@ -198,7 +201,13 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
             .join(exp.Subquery(this=bracket_rows, alias=exp.TableAlias(this=exp.to_identifier("b"))), on=on)
             .group_by(*keys("x"), col("j", "b"))
         )
-    statement = exp.union(sizes, counted, distinct=False).with_("s", as_=starts).with_("x", as_=returns)
+    # copy=False here and above: every part is built for this statement only, and sqlglot's default
+    # copy of the tree so far at each step was most of the time spent compiling a retention query.
+    statement = (
+        exp.union(sizes, counted, distinct=False, copy=False)
+        .with_("s", as_=starts, copy=False)
+        .with_("x", as_=returns, copy=False)
+    )
     size_rows: list[tuple[Any, ...]] = []
     count_rows: list[tuple[Any, ...]] = []
     for row in ctx.run(c, statement):

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from revlens.money import normalize_currency
 from revlens.normalize import Link, RateTable
-from revlens.store import user_sets
+from revlens.store import clustering, user_sets
 from revlens.store.models import (
     Endpoint,
     LoadBatch,
@@ -320,10 +320,29 @@ class DuckDBStore:
         with self.transaction() as cur:
             return user_sets.compact(cur)
 
+    def cluster_closed_month(self, now: datetime | None = None) -> tuple[int, datetime, int] | None:
+        """Rewrite the oldest closed month that needs it in event-type order (store/clustering.py);
+        the loader calls this now and then. Returns (project, month, rows rewritten), None if none."""
+        now = now or datetime.now(UTC).replace(tzinfo=None)
+        with self.transaction() as cur:
+            month = clustering.due(cur, now)
+            if month is None:
+                return None
+            pid, start, events = month
+            return pid, start, clustering.cluster(cur, pid, start, events)
+
     def replace_all(self, batch: LoadBatch) -> LoadResult:
         """Rebuild deliveries, events and links from scratch in one transaction (reprocess)."""
         with self.transaction() as cur:
-            for table in ("events", "daily_totals", "user_sets", "deliveries", "identity_links", "users"):
+            for table in (
+                "events",
+                "daily_totals",
+                "user_sets",
+                "clustered_months",
+                "deliveries",
+                "identity_links",
+                "users",
+            ):
                 cur.execute(f"DELETE FROM {table}")
             return write_batch(cur, batch)
 

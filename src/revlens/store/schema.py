@@ -141,6 +141,14 @@ STATEMENTS = (
         product VARCHAR,
         users BLOB NOT NULL
     )""",
+    # The closed months of each project whose events were rewritten in event-type order, with how
+    # many events they held then (store/clustering.py). `month` is the first local day.
+    """CREATE TABLE IF NOT EXISTS clustered_months (
+        pid INTEGER NOT NULL,
+        month TIMESTAMP NOT NULL,
+        events BIGINT NOT NULL,
+        PRIMARY KEY (pid, month)
+    )""",
     # The web dashboard (src/revlens/web): sign-in sessions and saved dashboards.
     # One row per signed-in browser: the SHA-256 of the cookie's token (never the token itself), the
     # project it may read (NULL with admin, which reads every project) and its CSRF token.
