@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pyroaring import BitMap
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -454,6 +455,12 @@ class Tracer:
         rows = self.store.execute(sql, args)
         self.calls.append((sql, args, (time.perf_counter() - t0) * 1000))
         return rows
+
+    def user_set(self, sql: str, args: dict[str, Any] | list[Any] | None = None) -> BitMap:
+        t0 = time.perf_counter()
+        users = self.store.user_set(sql, args)
+        self.calls.append((sql, args, (time.perf_counter() - t0) * 1000))
+        return users
 
 
 def _explain(store: DuckDBStore, sql: str, args: Any) -> str:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from pyroaring import BitMap
 
 from revlens.ingest.loader import Counters, Loader
@@ -335,5 +336,18 @@ def test_loader_rewrites_one_closed_month_per_round(tmp_path: Path) -> None:
             loader._compact()
             done.append(store.execute("SELECT count(*) FROM clustered_months")[0][0])
         assert done == [1, 2, 3, 3]
+    finally:
+        store.close()
+
+
+def test_user_set_reads_a_column_of_ids_as_a_bitmap(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path)
+    try:
+        ids = [3, 1, 70_000, 2**31 - 1, 3]
+        sql = "SELECT x FROM (SELECT unnest($ids) AS x)"
+        assert store.user_set(sql, {"ids": ids}) == BitMap(ids)
+        assert store.user_set(sql, {"ids": []}) == BitMap()
+        with pytest.raises(ValueError, match="NULL"):
+            store.user_set(sql, {"ids": [1, None]})
     finally:
         store.close()

@@ -69,7 +69,7 @@ def _users(node: CohortNode, ctx: QueryContext) -> BitMap:
 
 def _all_users(ctx: QueryContext) -> BitMap:
     c = ctx.compiler()
-    return BitMap(int(row[0]) for row in ctx.run(c, c.all_users()))
+    return ctx.user_set(c, c.all_users())
 
 
 def _performed(leaf: Performed, ctx: QueryContext) -> BitMap:
@@ -116,13 +116,13 @@ def _from_events(
             _between(c, since, min(ctx.utc_of(skip[0]) + timedelta(days=1), until)),
             _between(c, max(ctx.utc_of(skip[1]) - timedelta(days=1), since), until),
         )
-    q = (
+    q = (  # copy=False: built for this query only (sqlglot copies the tree at every step by default)
         exp.select(col("user_idx", "e"))
-        .distinct()
-        .from_(exp.to_table("events").as_("e"))
-        .where(exp.and_(*where, exp.paren(window)))
+        .distinct(copy=False)
+        .from_(exp.to_table("events").as_("e"), copy=False)
+        .where(exp.and_(*where, exp.paren(window)), copy=False)
     )
-    return BitMap(int(row[0]) for row in ctx.run(c, q))
+    return ctx.user_set(c, q)
 
 
 def _between(c: Compiler, since: datetime, until: datetime) -> exp.Expression:
@@ -149,14 +149,15 @@ def _from_sets(ctx: QueryContext, event_type: str, lo: datetime | None, hi: date
         )
     q = (
         exp.select(col("users", d))
-        .from_(exp.to_table("user_sets").as_(d))
+        .from_(exp.to_table("user_sets").as_(d), copy=False)
         .where(
             exp.and_(
                 exp.EQ(this=col("pid", d), expression=c.bind(ctx.pid)),
                 exp.EQ(this=col("event_type", d), expression=c.bind(event_type)),
                 exp.Is(this=col("product", d), expression=exp.Null()),
                 exp.paren(periods),
-            )
+            ),
+            copy=False,
         )
     )
     return user_sets.union(row[0] for row in ctx.run(c, q))

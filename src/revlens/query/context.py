@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from pyroaring import BitMap
+
 from revlens.query.cohort_model import CohortNode
 from revlens.query.sql import Compiler
 
@@ -19,6 +21,8 @@ class Executor(Protocol):
     dialect: str
 
     def execute(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> list[tuple[Any, ...]]: ...
+
+    def user_set(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> BitMap: ...
 
 
 @dataclass
@@ -49,6 +53,16 @@ class QueryContext:
 
     def run(self, compiler: Compiler, query: Any) -> list[tuple[Any, ...]]:
         """Execute one query; a compiler may serve several, so pass only the parameters this one uses."""
+        sql, params = self._bound(compiler, query)
+        return self.store.execute(sql, params)
+
+    def user_set(self, compiler: Compiler, query: Any) -> BitMap:
+        """Execute a query of one column of `user_idx` (no NULLs) and return it as a bitmap."""
+        sql, params = self._bound(compiler, query)
+        return self.store.user_set(sql, params)
+
+    @staticmethod
+    def _bound(compiler: Compiler, query: Any) -> tuple[str, dict[str, Any]]:
         sql = compiler.sql(query)
         used = set(_PARAM.findall(sql))
-        return self.store.execute(sql, {k: v for k, v in compiler.params.items() if k in used})
+        return sql, {k: v for k, v in compiler.params.items() if k in used}

@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from pyroaring import BitMap
 
 from revlens.money import normalize_currency
 from revlens.normalize import Link, RateTable
@@ -487,6 +488,13 @@ class DuckDBStore:
     def execute(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a read query on this thread's cursor (values always as parameters)."""
         return self.cursor().execute(sql, params or []).fetchall()
+
+    def user_set(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> BitMap:
+        """The first column of a read query (compact user ids, no NULLs) as a Roaring bitmap, fetched
+        as one array rather than a Python tuple per row: three times faster for the tens of
+        thousands of users a cohort reads from the events (docs/benchmarks.md)."""
+        column = next(iter(self.cursor().execute(sql, params or []).fetchnumpy().values()))
+        return user_sets.from_ids(column)
 
     # -- cohorts ------------------------------------------------------------------------------------
 

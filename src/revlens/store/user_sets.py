@@ -17,12 +17,14 @@ caller's transaction.
 
 from __future__ import annotations
 
+import array
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 from pyroaring import BitMap
 
@@ -138,6 +140,13 @@ def compact(cur: duckdb.DuckDBPyConnection, above: int = COMPACT_ABOVE) -> int:
     cur.unregister("merged_keys")
     _insert(cur, merged)
     return len(merged)
+
+
+def from_ids(ids: np.ndarray[Any, Any]) -> BitMap:
+    """A bitmap of compact user ids from an integer array (pyroaring adds an array('I') in C)."""
+    if np.ma.isMaskedArray(ids):
+        raise ValueError("user ids must not be NULL")
+    return BitMap(array.array("I", ids.astype(np.uint32).tobytes()))
 
 
 def union(blobs: Iterable[bytes]) -> BitMap:
