@@ -1008,3 +1008,24 @@ def test_calendar_month_retention_keeps_late_returns(stores: Stores) -> None:
         same(got, ref.retention(world, rq), log, _ret_params(rq))
     finally:
         stores.close()
+
+
+def test_sums_beyond_64_bits_stay_exact(stores: Stores) -> None:
+    """Sums from the daily totals are read as 64-bit integers when they fit, exactly when not."""
+    t = datetime(2024, 3, 4, 12)
+    big = 2**62 - 1  # the largest amount kept in the typed column
+    events = [_ev(i, "u1", "inv", t + timedelta(minutes=i), properties={"amount_paid": big}) for i in range(3)]
+    events.append(_ev(3, "u2", "inv", t + ref.DAY, properties={"amount_paid": 250}))
+    try:
+        ctx, _, _ = _fixed(stores, events)
+        asked = {
+            "e": json.dumps({"event_type": "inv", "group_by": [{"type": "event", "value": "amount_paid"}]}),
+            "m": "sums",
+            "start": "20240304",
+            "end": "20240305",
+            "i": "1",
+        }
+        got = segmentation.run(params.segmentation(asked), ctx)
+        assert got["series"] == [[3 * big, 250]] and got["seriesCollapsed"] == [[{"setId": "", "value": 3 * big + 250}]]
+    finally:
+        stores.close()

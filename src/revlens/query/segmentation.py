@@ -210,8 +210,17 @@ def _range_totals(per_bucket: dict[Group, dict[Any, Stats]]) -> dict[Group, Stat
     return collapsed
 
 
-# Properties the daily totals hold sums of (store/schema.py), by their column there.
+# Properties the daily totals hold sums of (store/schema.py), by their column there, with the
+# number of decimal places of the column (`revenue` is DECIMAL(38, 3); the Stripe amounts are integers).
 SUMMED = {"$revenue": "revenue", "amount": "amount", "amount_paid": "amount_paid"}
+SUMMED_SCALE = {"revenue": 3, "amount": 0, "amount_paid": 0}
+
+
+def _int64(value: exp.Expression) -> exp.Expression:
+    """`value` as BIGINT, NULL when it does not fit. DuckDB hands BIGINTs to Python several times
+    faster than the HUGEINTs and DECIMALs its sums return (a year of weekly totals by product:
+    2,650 rows in 2.8 ms instead of 7.0)."""
+    return exp.TryCast(this=value, to=exp.DataType.build("BIGINT"))
 
 
 def _summarizable(query: SegmentationQuery, spec: EventSpec, measured: str | None, keys: list[str]) -> bool:
@@ -238,13 +247,22 @@ def _buckets_from_daily_totals(
     lo, hi = range_bounds(query.start, query.end)
     d = "d"
     column = SUMMED[measured.removeprefix("gp:")] if measured is not None else None
+    # Counts always fit 64 bits. A sum is read in minor units as a BIGINT, and exactly (as the sum
+    # itself) only where it does not fit.
     select: list[exp.Expression] = [
         bucket_sql(query.interval, col("day", d)).as_("b"),
         *[col("product", d).as_(f"g{i}") for i in range(len(keys))],
-        exp.func("sum", col("events", d)).as_("t"),
+        exp.cast(exp.func("sum", col("events", d)), "BIGINT").as_("t"),
     ]
+    scale = SUMMED_SCALE[column] if column is not None else 0
     if column is not None:
-        select += [exp.func("sum", col(column, d)).as_("s"), exp.func("sum", col(f"{column}_n", d)).as_("c")]
+        total = exp.func("sum", col(column, d))
+        minor = _int64(exp.Mul(this=total, expression=exp.Literal.number(10**scale)) if scale else total)
+        select += [
+            exp.cast(exp.func("sum", col(f"{column}_n", d)), "BIGINT").as_("c"),
+            minor.as_("s_minor"),
+            exp.If(this=exp.Is(this=minor.copy(), expression=exp.null()), true=total.copy()).as_("s_exact"),
+        ]
     where = exp.and_(
         exp.EQ(this=col("pid", d), expression=c.bind(ctx.pid)),
         exp.EQ(this=col("event_type", d), expression=c.bind(spec.event_type)),
@@ -253,10 +271,14 @@ def _buckets_from_daily_totals(
     group = [exp.column("b"), *[exp.column(f"g{i}") for i in range(len(keys))]]
     q = exp.select(*select).from_(exp.to_table("daily_totals").as_(d)).where(where).group_by(*group)
     per_bucket: dict[Group, dict[Any, Stats]] = defaultdict(dict)
+    g = len(keys)
     for row in ctx.run(c, q):
-        key = tuple(str(v) for v in row[1 : 1 + len(keys)])
-        s, n = (Decimal(row[2 + len(keys)]), int(row[3 + len(keys)])) if column is not None else (Decimal(0), 0)
-        per_bucket[key][row[0]] = Stats(0, int(row[1 + len(keys)]), s, n)
+        key = tuple(str(v) for v in row[1 : 1 + g])
+        s, n = Decimal(0), 0
+        if column is not None:
+            n = row[2 + g]
+            s = Decimal(row[4 + g]) if row[3 + g] is None else Decimal(row[3 + g]).scaleb(-scale)
+        per_bucket[key][row[0]] = Stats(0, row[1 + g], s, n)
     return per_bucket
 
 
