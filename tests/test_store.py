@@ -324,18 +324,28 @@ def test_closed_months_are_rewritten_in_event_type_order(tmp_path: Path) -> None
         store.close()
 
 
-def test_loader_rewrites_one_closed_month_per_round(tmp_path: Path) -> None:
-    """The loader's periodic round (with the day-set merge) rewrites at most one closed month."""
+def test_loader_rewrites_one_settled_closed_month_per_round(tmp_path: Path) -> None:
+    """The loader's periodic round (with the day-set merge) rewrites at most one closed month, and
+    only one that no event arrived for since the previous round (not a month still being filled)."""
     store = DuckDBStore(tmp_path / "data")
     try:
         project, _ = store.create_project("p", "USD", "UTC")
         store.load(_mixed(_batch(project.pid, 0, 300)))  # January to March 2026: closed by now
         loader = Loader(store, tmp_path / "log", Counters())
-        done = []
-        for _ in range(4):
-            loader._compact()
-            done.append(store.execute("SELECT count(*) FROM clustered_months")[0][0])
-        assert done == [1, 2, 3, 3]
+
+        def clustered() -> list[str]:
+            return [f"{m:%m}" for (m,) in store.execute("SELECT month FROM clustered_months ORDER BY 1")]
+
+        loader._compact()  # first round: only looks
+        assert clustered() == []
+        store.load(_mixed(_batch(project.pid, 1000, 5)))  # more January events arrive meanwhile
+        loader._compact()  # January changed: February, unchanged since the first round, goes first
+        assert clustered() == ["02"]
+        loader._compact()
+        assert clustered() == ["01", "02"]
+        loader._compact()
+        loader._compact()
+        assert clustered() == ["01", "02", "03"]
     finally:
         store.close()
 

@@ -29,6 +29,7 @@ from revlens.ingest.log import Entry
 from revlens.normalize import Context, Envelope, EnvelopeError, Link, RateTable, is_supported, normalize, parse_envelope
 from revlens.normalize.identity import resolve
 from revlens.observability import Metrics
+from revlens.store import clustering
 from revlens.store.duckdb_store import DuckDBStore, NotFoundError
 from revlens.store.models import FAILED, PARKED, STORED, Delivery, LoadBatch, LoadResult
 
@@ -248,6 +249,7 @@ class Loader:
         durable_end: Callable[[], int] | None = None,
     ) -> None:
         self.store = store
+        self._settled = clustering.Settled()  # which closed month may be rewritten (store/clustering.py)
         self.log_dir = log_dir
         self.counters = counters
         self.batcher = Batcher(store)
@@ -422,11 +424,14 @@ class Loader:
         except Exception:  # a failed merge leaves the sets as they were: still correct, only slower to read
             logger.exception("compacting daily user sets failed")
         try:
-            # At most one month per round: a month is about a second of work at 10 M events a year.
-            clustered = self.store.cluster_closed_month()
-            if clustered is not None:
-                pid, month, rows = clustered
-                logger.info("rewrote %d events of project %d, %s, in event-type order", rows, pid, f"{month:%Y-%m}")
+            # At most one month per round (about a second of work at 10 M events a year), and only one
+            # no event arrived for since the previous round.
+            picked = self._settled.pick(self.store.closed_months_due())
+            if picked is not None:
+                pid, month, events = picked
+                rows = self.store.cluster_month(pid, month, events)
+                if rows is not None:
+                    logger.info("rewrote %d events of project %d, %s, in event-type order", rows, pid, f"{month:%Y-%m}")
         except Exception:  # rolled back: the month stays as it was, correct and only slower to read
             logger.exception("rewriting a closed month in event-type order failed")
 

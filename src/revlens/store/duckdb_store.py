@@ -321,16 +321,28 @@ class DuckDBStore:
         with self.transaction() as cur:
             return user_sets.compact(cur)
 
-    def cluster_closed_month(self, now: datetime | None = None) -> tuple[int, datetime, int] | None:
-        """Rewrite the oldest closed month that needs it in event-type order (store/clustering.py);
-        the loader calls this now and then. Returns (project, month, rows rewritten), None if none."""
+    def closed_months_due(self, now: datetime | None = None) -> list[tuple[int, datetime, int]]:
+        """Closed months (project, local month start, events) to rewrite in event-type order
+        (store/clustering.py), oldest first."""
         now = now or datetime.now(UTC).replace(tzinfo=None)
+        return clustering.due(self.cursor(), now)
+
+    def cluster_month(self, pid: int, month: datetime, events: int) -> int | None:
+        """Rewrite one closed month in event-type order, in one transaction, if it still holds
+        `events` events (else it changed: None). Returns the rows rewritten."""
         with self.transaction() as cur:
-            month = clustering.due(cur, now)
-            if month is None:
+            if clustering.events_in(cur, pid, month) != events:
                 return None
-            pid, start, events = month
-            return pid, start, clustering.cluster(cur, pid, start, events)
+            return clustering.cluster(cur, pid, month, events)
+
+    def cluster_closed_month(self, now: datetime | None = None) -> tuple[int, datetime, int] | None:
+        """Rewrite the oldest closed month that needs it, settled or not (tests, bench data);
+        (project, month, rows rewritten), or None when none is due."""
+        for pid, month, events in self.closed_months_due(now):
+            rows = self.cluster_month(pid, month, events)
+            if rows is not None:
+                return pid, month, rows
+        return None
 
     def replace_all(self, batch: LoadBatch) -> LoadResult:
         """Rebuild deliveries, events and links from scratch in one transaction (reprocess)."""
