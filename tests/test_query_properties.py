@@ -967,6 +967,35 @@ def test_cohort_last_days_ends_now(stores: Stores) -> None:
         stores.close()
 
 
+def test_within_first_days_after_the_first_event_moves_earlier(stores: Stores) -> None:
+    """u1's purchase is stored first; an event ten days earlier arrives in a later load. The purchase
+    is then no longer within 7 days of u1's first event (u2, in order, still is)."""
+    t = datetime(2024, 3, 14, 12)
+    events = [
+        _ev(0, "u1", "buy", t, revenue=Decimal("150")),
+        _ev(1, "u2", "buy", t, revenue=Decimal("150")),
+        _ev(2, "u1", "visit", t - 10 * ref.DAY),
+    ]
+    log = Log("UTC", date(2024, 3, 4), ["buy", "visit"], events)
+    try:
+        store, pid = stores.load(log, batches=3)  # one event per load, in this order
+        now = datetime(2024, 6, 1)
+        ctx = _context(store, pid, log, now, {})
+        tree = {
+            "performed": {
+                "event_type": "buy",
+                "measure": {"kind": "sum", "property": "$revenue", "op": ">", "value": 100},
+                "timing": {"kind": "within_first_days", "days": 7},
+            }
+        }
+        node = _node(tree)
+        got = [u for _, u in cohorts.members(node, ctx)]
+        assert got == ["u2"]
+        same(got, sorted(World(events, "UTC", now).members(node)), log, tree)
+    finally:
+        stores.close()
+
+
 def test_not_in_empty_cohort_keeps_no_anonymous_events(stores: Stores) -> None:
     t = datetime(2024, 3, 4, 12)
     events = [_ev(0, "u1", "x", t), _ev(1, None, "x", t)]

@@ -49,7 +49,15 @@ class QueryContext:
     def compiler(self) -> Compiler:
         compiler = Compiler(self.pid, self.store.dialect, self.now)
         compiler.cohort_loader = self.cohorts
+        compiler.first_moves = self.first_moves
         return compiler
+
+    def first_moves(self) -> bool:
+        """Whether any user of the project had their first event move earlier after some of their
+        events were stored (store/writes.py): only then do "within N days of the first event"
+        conditions need `user_first_moves`."""
+        rows = self.store.execute("SELECT EXISTS (SELECT 1 FROM user_first_moves WHERE pid = $pid)", {"pid": self.pid})
+        return bool(rows[0][0])
 
     def run(self, compiler: Compiler, query: Any) -> list[tuple[Any, ...]]:
         """Execute one query; a compiler may serve several, so pass only the parameters this one uses."""

@@ -44,6 +44,9 @@ class Compiler:
         self.params: dict[str, Any] = {}
         self.now = now or datetime.now(UTC).replace(tzinfo=None)
         self.cohort_loader: Any = None  # callable(cohort_id) -> CohortNode, set by the caller
+        # callable() -> whether any user of the project is in `user_first_moves`, set by the caller;
+        # None: assume some are.
+        self.first_moves: Any = None
         self._aliases = 0
 
     def bind(self, value: Any) -> exp.Placeholder:
@@ -180,6 +183,22 @@ class Compiler:
         alias = exp.TableAlias(this=exp.to_identifier(f"c{self._aliases}"))
         return exp.select(exp.column("user_idx")).from_(exp.Subquery(this=query, alias=alias))
 
+    def _with_moved_first_times(self, query: exp.Select) -> tuple[exp.Select, exp.Expression]:
+        """`query` joined with the users whose first event moved earlier after some of their events
+        were stored, and the first-event time to use for each event."""
+        moved = (
+            exp.select(col("user_idx", "m").as_("moved_idx"), col("first_time", "m").as_("moved_first"))
+            .from_(exp.to_table("user_first_moves").as_("m"), copy=False)
+            .where(exp.EQ(this=col("pid", "m"), expression=self.bind(self.pid)), copy=False)
+        )
+        query = query.join(
+            exp.Subquery(this=moved, alias=exp.TableAlias(this=exp.to_identifier("mv"))),
+            on=exp.EQ(this=col("moved_idx", "mv"), expression=col("user_idx")),
+            join_type="left",
+            copy=False,
+        )
+        return query, exp.func("coalesce", col("moved_first", "mv"), col("user_first_time"))
+
     def _performed(self, leaf: Performed) -> exp.Select:
         spec = EventSpec(event_type=leaf.event_type, filters=leaf.filters)
         where = [self.event_match(spec), exp.Not(this=exp.Is(this=col("user_idx"), expression=exp.null()))]
@@ -193,10 +212,14 @@ class Compiler:
             where.append(exp.GTE(this=col("time"), expression=self.bind(self.now - timedelta(days=timing.days))))
             where.append(exp.LTE(this=col("time"), expression=self.bind(self.now)))
         elif timing.kind == "within_first_days" and timing.days:
-            # Every event carries its user's first-event time (kept at ingest): no join with `users`.
+            # Every event carries its user's first-event time as known when it was stored; for the
+            # few users whose first event moved earlier since, `user_first_moves` has the current one.
+            # Without any, the join is left out (it costs 6 of 31 ms on the guide's 7-day cohort).
+            first: exp.Expression = col("user_first_time")
+            if self.first_moves is None or self.first_moves():
+                query, first = self._with_moved_first_times(query)
             window_end = exp.Add(
-                this=col("user_first_time"),
-                expression=exp.func("to_microseconds", self.bind(timing.days * 86_400_000_000)),
+                this=first, expression=exp.func("to_microseconds", self.bind(timing.days * 86_400_000_000))
             )
             where.append(exp.LT(this=col("time"), expression=window_end))
         measure = leaf.measure

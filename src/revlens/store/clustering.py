@@ -4,9 +4,9 @@ about a tenth of the table.
 The loader appends events in arrival order, which is close to time order: every block of rows
 (DuckDB's row groups, ~120 k rows) then holds every event type, and a filter on `event_type` has to
 read all of them. Once a month of a project's events is closed (its last local day ended more than
-`GRACE` ago), the loader rewrites it, in one transaction, sorted by event type and then time: the
-per-row-group minimum and maximum of `event_type` that DuckDB keeps then let a scan skip the row
-groups of the other types. Nothing else changes: the same rows, the same summaries, the same
+`GRACE` ago) and no event has arrived for it for a round (`Settled`), the loader rewrites it, in
+one transaction, sorted by event type and then time: the per-row-group minimum and maximum of
+`event_type` that DuckDB keeps then let a scan skip the row groups of the other types. Nothing else changes: the same rows, the same summaries, the same
 answers (tests/test_store.py compares the rows before and after; the query property tests run on
 clustered stores too).
 

@@ -352,6 +352,7 @@ class DuckDBStore:
                 "daily_totals",
                 "user_sets",
                 "clustered_months",
+                "user_first_moves",
                 "deliveries",
                 "identity_links",
                 "users",
