@@ -137,7 +137,8 @@ FROM synth ORDER BY i
 
 INSERT_USERS = """
 INSERT INTO users BY NAME
-SELECT pid, user_idx, min(user_id) AS user_id, min(time) AS first_time, min(local_time) AS first_local_time
+SELECT pid, user_idx, min(user_id) AS user_id, min(time) AS first_time, min(local_time) AS first_local_time,
+       min(time) AS first_seen_time
 FROM events WHERE pid = $pid GROUP BY pid, user_idx ORDER BY user_idx
 """
 

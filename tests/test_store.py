@@ -200,37 +200,34 @@ def test_user_sets_follow_every_write(tmp_path: Path) -> None:
 
 
 def _stale_first_times(store: DuckDBStore) -> list[tuple[object, ...]]:
-    """Events whose first-event time as queries read it (from `user_first_moves` for the users it
-    lists, else the event's `user_first_time`) is not their user's first event (or, for those
-    users, not `users.first_time`)."""
+    """Events whose first-event time as queries read it (`users.first_time` for users whose first
+    event moved earlier than their first seen one, else the event's `user_first_time`) is not their
+    user's first event; or whose `user_first_time` is not their user's first seen time."""
     return store.execute(
         "SELECT e.insert_id, e.user_first_time, f.first FROM events e "
         "LEFT JOIN (SELECT pid, user_idx, min(time) AS first FROM events GROUP BY ALL) f "
         "ON f.pid = e.pid AND f.user_idx = e.user_idx "
-        "LEFT JOIN user_first_moves mv ON mv.pid = e.pid AND mv.user_idx = e.user_idx "
-        "WHERE coalesce(mv.first_time, e.user_first_time) IS DISTINCT FROM f.first "
-        "OR mv.first_time IS DISTINCT FROM (SELECT u.first_time FROM users u WHERE u.pid = mv.pid "
-        "AND u.user_idx = mv.user_idx) ORDER BY 1"
+        "LEFT JOIN users u ON u.pid = e.pid AND u.user_idx = e.user_idx "
+        "WHERE CASE WHEN u.first_time < u.first_seen_time THEN u.first_time ELSE e.user_first_time END "
+        "IS DISTINCT FROM f.first OR e.user_first_time IS DISTINCT FROM u.first_seen_time ORDER BY 1"
     )
 
 
 def test_user_first_time_follows_every_write(tmp_path: Path) -> None:
-    """Every event carries its user's first-event time as known when stored; users whose first
-    event moves earlier later (history arriving newest first, as a backfill does; one event a
-    microsecond early) are listed in `user_first_moves`, and together they give every event its
-    user's true first event, also after re-conversion, reprocess and for an older data folder."""
+    """Every event carries its user's first seen time; users whose first event moves earlier later
+    (history arriving newest first, as a backfill does; one event a microsecond early) keep the
+    earlier one in `users.first_time`, and together they give every event its user's true first
+    event, also after re-conversion, reprocess and for an older data folder."""
     store = DuckDBStore(tmp_path)
     try:
         project, _ = store.create_project("p", "USD", "UTC")
         for start in (600, 300, 0):  # later loads bring earlier events of some of the 97 users
             store.load(_spread(_batch(project.pid, start, 300)))
         assert _stale_first_times(store) == []
-        assert store.execute("SELECT count(*) FROM user_first_moves")[0][0] > 10
-        # Stored events keep what was known then (more first times than users): no update of events.
-        assert store.execute("SELECT count(DISTINCT user_first_time) FROM events")[0][0] > 97
+        assert store.execute("SELECT count(*) FROM users WHERE first_time < first_seen_time")[0][0] > 10
 
-        store.replace_all(_spread(_batch(project.pid, 0, 300)))  # in time order: nobody moves
-        assert store.execute("SELECT count(*) FROM user_first_moves") == [(0,)]
+        store.replace_all(_spread(_batch(project.pid, 0, 300)))  # in one load: nobody moves
+        assert store.execute("SELECT count(*) FROM users WHERE first_time <> first_seen_time") == [(0,)]
         assert _stale_first_times(store) == []
         # One user's new first event, a microsecond before the old one: only that user moves.
         [(old_first,)] = store.execute("SELECT first_time FROM users WHERE user_id = 'user_3'")
@@ -238,9 +235,7 @@ def test_user_first_time_follows_every_write(tmp_path: Path) -> None:
         pid, endpoint, event = _batch(project.pid, 5000, 1).events[0]
         event = replace(event, user_id="user_3", time=new_first.replace(tzinfo=UTC), local_time=new_first)
         store.load(replace(_batch(project.pid, 5000, 1), events=[(pid, endpoint, event)]))
-        assert store.execute("SELECT u.user_id FROM user_first_moves m JOIN users u USING (pid, user_idx)") == [
-            ("user_3",)
-        ]
+        assert store.execute("SELECT user_id FROM users WHERE first_time < first_seen_time") == [("user_3",)]
         assert _stale_first_times(store) == []
 
         changed = [(p, e, replace(ev, revenue=Decimal("1"))) for p, e, ev in _spread(_batch(project.pid, 0, 30)).events]
@@ -248,7 +243,8 @@ def test_user_first_time_follows_every_write(tmp_path: Path) -> None:
         assert _stale_first_times(store) == []
 
         with store.transaction() as cur:
-            cur.execute("ALTER TABLE events DROP COLUMN user_first_time")  # as if made before the column
+            cur.execute("ALTER TABLE events DROP COLUMN user_first_time")  # as if made before the columns
+            cur.execute("ALTER TABLE users DROP COLUMN first_seen_time")
     finally:
         store.close()
     store = DuckDBStore(tmp_path)

@@ -53,10 +53,12 @@ class QueryContext:
         return compiler
 
     def first_moves(self) -> bool:
-        """Whether any user of the project had their first event move earlier after some of their
-        events were stored (store/writes.py): only then do "within N days of the first event"
-        conditions need `user_first_moves`."""
-        rows = self.store.execute("SELECT EXISTS (SELECT 1 FROM user_first_moves WHERE pid = $pid)", {"pid": self.pid})
+        """Whether any user of the project had their first event move earlier after they were
+        created (store/writes.py): only then do "within N days of the first event" conditions need
+        `users.first_time` besides the first seen time on each event."""
+        rows = self.store.execute(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE pid = $pid AND first_time < first_seen_time)", {"pid": self.pid}
+        )
         return bool(rows[0][0])
 
     def run(self, compiler: Compiler, query: Any) -> list[tuple[Any, ...]]:

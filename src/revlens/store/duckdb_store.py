@@ -104,11 +104,13 @@ class DuckDBStore:
             self._con.execute(f"SET memory_limit = '{memory_limit}'")
         if not read_only:
             self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
-            # Data folders from before `events.user_first_time`: the column is added below, filled here.
+            # Data folders from before `events.user_first_time` / `users.first_seen_time`: the
+            # columns are added below and filled here.
             fill_first_times = fetch_one(
                 self._con.execute(
-                    "SELECT count(*) FILTER (column_name = 'user_first_time') = 0 AND count(*) > 0 "
-                    "FROM duckdb_columns() WHERE table_name = 'events' AND schema_name = 'main'"
+                    "SELECT count(*) FILTER (column_name IN ('user_first_time', 'first_seen_time')) < 2 "
+                    "AND count(*) FILTER (table_name = 'events') > 0 FROM duckdb_columns() "
+                    "WHERE table_name IN ('events', 'users') AND schema_name = 'main'"
                 )
             ) == (True,)
             for statement in STATEMENTS:
@@ -352,7 +354,6 @@ class DuckDBStore:
                 "daily_totals",
                 "user_sets",
                 "clustered_months",
-                "user_first_moves",
                 "deliveries",
                 "identity_links",
                 "users",
@@ -412,7 +413,7 @@ class DuckDBStore:
             cur.register("new_events", events_table(events))
             cur.execute("DELETE FROM events WHERE (pid, insert_id) IN (SELECT (pid, insert_id) FROM new_events)")
             cur.execute(
-                "INSERT INTO events BY NAME SELECT n.*, u.user_idx, u.first_time AS user_first_time FROM new_events n "
+                "INSERT INTO events BY NAME SELECT n.*, u.user_idx, u.first_seen_time AS user_first_time FROM new_events n "
                 "LEFT JOIN users u ON u.pid = n.pid AND u.user_id = n.user_id"
             )
             cur.unregister("new_events")

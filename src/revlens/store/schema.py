@@ -107,18 +107,13 @@ STATEMENTS = (
     """ALTER TABLE events ADD COLUMN IF NOT EXISTS user_idx INTEGER""",
     """ALTER TABLE events ADD COLUMN IF NOT EXISTS amount BIGINT""",
     """ALTER TABLE events ADD COLUMN IF NOT EXISTS amount_paid BIGINT""",
-    # The time of the user's first event as known when the event was stored, so that "within N
-    # days of the user's first event" reads one table. When a user's first event moves earlier
-    # later on, the user is listed in `user_first_moves` and queries take the first time from there for
-    # them, with their current first time (store/writes.py, query/sql.py). Data folders from before
-    # the column are filled once on opening.
+    # Each event carries its user's first seen time (`users.first_seen_time`: the first event time
+    # known when the user was created, never updated), so that "within N days of the user's first
+    # event" reads one table. For the few users whose first event moved earlier later on
+    # (`users.first_time < first_seen_time`), queries take `users.first_time` (query/sql.py). Data
+    # folders from before the columns get them filled when opened.
     """ALTER TABLE events ADD COLUMN IF NOT EXISTS user_first_time TIMESTAMP""",
-    """CREATE TABLE IF NOT EXISTS user_first_moves (
-        pid INTEGER NOT NULL,
-        user_idx INTEGER NOT NULL,
-        first_time TIMESTAMP NOT NULL,
-        PRIMARY KEY (pid, user_idx)
-    )""",
+    """ALTER TABLE users ADD COLUMN IF NOT EXISTS first_seen_time TIMESTAMP""",
     # Events per project, type, local day and product, with the sums of the typed money columns: kept
     # current by every write to `events`, so totals and sums without filters read a few thousand rows
     # instead of every event (query/segmentation.py). `product` is the group-by label ('(none)').

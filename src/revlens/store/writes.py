@@ -180,35 +180,30 @@ def _insert_events(cur: duckdb.DuckDBPyConnection, events: list[tuple[int, str, 
     if not events:
         return
     cur.register("batch_events", events_table(events))
-    # Each project's highest compact id before this batch: users above it are new.
-    cur.execute(
-        "CREATE OR REPLACE TEMP TABLE batch_known AS SELECT pid, max(user_idx) AS top FROM users "
-        "WHERE pid IN (SELECT DISTINCT pid FROM batch_events) GROUP BY pid"
-    )
+    # A new user's first event is also their first seen one (`first_seen_time`, never updated);
+    # every event carries its user's first seen time (store/schema.py).
     cur.execute(
         """
-        INSERT INTO users
+        INSERT INTO users BY POSITION
         SELECT b.pid,
                coalesce((SELECT max(u.user_idx) FROM users u WHERE u.pid = b.pid), 0)
                    + row_number() OVER (PARTITION BY b.pid ORDER BY min(b.time), b.user_id),
-               b.user_id, min(b.time), min(b.local_time)
+               b.user_id, min(b.time), min(b.local_time), min(b.time)
         FROM batch_events b WHERE b.user_id IS NOT NULL GROUP BY b.pid, b.user_id
         ON CONFLICT DO UPDATE SET first_time = least(users.first_time, excluded.first_time),
                                   first_local_time = least(users.first_local_time, excluded.first_local_time)
         """
     )
-    # The batch with its users' compact ids and first-event times, joined once for the events and
+    # The batch with its users' compact ids and first seen times, joined once for the events and
     # their user sets.
     cur.execute(
         "CREATE OR REPLACE TEMP TABLE batch_with_users AS "
-        "SELECT b.*, u.user_idx, u.first_time AS user_first_time FROM batch_events b "
+        "SELECT b.*, u.user_idx, u.first_seen_time AS user_first_time FROM batch_events b "
         "LEFT JOIN users u ON u.pid = b.pid AND u.user_id = b.user_id"
     )
-    _note_moved_first_times(cur)
     cur.execute("INSERT INTO events BY NAME SELECT * FROM batch_with_users")
     user_sets.add(cur, "batch_with_users")
     cur.execute("DROP TABLE batch_with_users")
-    cur.execute("DROP TABLE batch_known")
     cur.execute(
         f"INSERT INTO daily_totals {DAILY_TOTALS.format(source='batch_events', where='')} "
         "ON CONFLICT DO UPDATE SET events = daily_totals.events + excluded.events, "
@@ -220,29 +215,11 @@ def _insert_events(cur: duckdb.DuckDBPyConnection, events: list[tuple[int, str, 
     cur.unregister("batch_events")
 
 
-def _note_moved_first_times(cur: duckdb.DuckDBPyConnection) -> None:
-    """Record the users whose first event moved earlier with this batch (a delivery out of order, a
-    backfill of older history): their stored events still carry the old first time, and queries
-    read the current one from `user_first_moves` for them (query/sql.py).
-
-    Only users known before the batch whose earliest event is in it can have moved. Rewriting their
-    stored events instead (an UPDATE per load) scattered updates over the whole table: in the soak,
-    whose events are spread over six months, half the loads moved someone, and memory grew 18 %."""
-    cur.execute(
-        """
-        INSERT INTO user_first_moves
-        SELECT b.pid, b.user_idx, min(b.user_first_time)
-        FROM batch_with_users b JOIN batch_known k ON k.pid = b.pid
-        WHERE b.user_idx <= k.top
-        GROUP BY b.pid, b.user_idx HAVING min(b.time) = min(b.user_first_time)
-        ON CONFLICT DO UPDATE SET first_time = least(user_first_moves.first_time, excluded.first_time)
-        """
-    )
-
-
 def fill_user_first_times(cur: duckdb.DuckDBPyConnection) -> None:
-    """Set `events.user_first_time` from `users` wherever it is missing (data folders from before the
-    column, bulk loads that write `events` and `users` directly)."""
+    """Set `users.first_seen_time` and `events.user_first_time` where they are missing (data folders
+    from before the columns, bulk loads that write `events` and `users` directly): the user's
+    first event time."""
+    cur.execute("UPDATE users SET first_seen_time = first_time WHERE first_seen_time IS NULL")
     cur.execute(
         "UPDATE events SET user_first_time = u.first_time FROM users u "
         "WHERE events.user_first_time IS NULL AND u.pid = events.pid AND u.user_idx = events.user_idx"
