@@ -328,8 +328,9 @@ def test_closed_months_are_rewritten_in_event_type_order(tmp_path: Path) -> None
 
 
 def test_loader_rewrites_one_settled_closed_month_per_round(tmp_path: Path) -> None:
-    """The loader's periodic round (with the day-set merge) rewrites at most one closed month, and
-    only one that no event arrived for since the previous round (not a month still being filled)."""
+    """The loader's periodic round (with the day-set merge) rewrites at most one closed month, only
+    one that no event arrived for since the previous round (not a month still being filled), and
+    none in a round that stored many deliveries."""
     store = DuckDBStore(tmp_path / "data")
     try:
         project, _ = store.create_project("p", "USD", "UTC")
@@ -344,6 +345,9 @@ def test_loader_rewrites_one_settled_closed_month_per_round(tmp_path: Path) -> N
         store.load(_mixed(_batch(project.pid, 1000, 5)))  # more January events arrive meanwhile
         loader._compact()  # January changed: February, unchanged since the first round, goes first
         assert clustered() == ["02"]
+        loader._compact()
+        assert clustered() == ["01", "02"]
+        loader.totals["stored"] += 5_000  # a busy round (the loader stored 5,000 deliveries): no rewrite
         loader._compact()
         assert clustered() == ["01", "02"]
         loader._compact()
