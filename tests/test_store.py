@@ -269,10 +269,12 @@ def _rows(store: DuckDBStore) -> list[tuple[object, ...]]:
     return store.execute("SELECT * EXCLUDE (properties), CAST(properties AS VARCHAR) FROM events ORDER BY insert_id")
 
 
-def _physical(store: DuckDBStore, lo: datetime, hi: datetime) -> list[tuple[object, ...]]:
+def _physical(store: DuckDBStore, lo: datetime, hi: datetime, pid: int | None = None) -> list[tuple[object, ...]]:
+    """(type, time) of the events in [lo, hi) (of one project, or all), in the order they are stored."""
     return store.execute(
-        "SELECT event_type, time FROM events WHERE local_time >= $lo AND local_time < $hi ORDER BY rowid",
-        {"lo": lo, "hi": hi},
+        "SELECT event_type, time FROM events WHERE local_time >= $lo AND local_time < $hi "
+        "AND ($pid IS NULL OR pid = $pid) ORDER BY rowid",
+        {"lo": lo, "hi": hi, "pid": pid},
     )
 
 
@@ -296,11 +298,7 @@ def test_closed_months_are_rewritten_in_event_type_order(tmp_path: Path) -> None
         assert done[0] is not None and done[0][2] == len(_physical(store, jan, feb)) - 30 > 100
         assert store.cluster_closed_month(now) is None
         assert _rows(store) == rows and _daily_totals(store) == totals and _user_sets(store) == sets
-        ordered = store.execute(
-            "SELECT event_type, time FROM events WHERE pid = $pid AND local_time >= $lo AND local_time < $hi "
-            "ORDER BY rowid",
-            {"pid": project.pid, "lo": jan, "hi": feb},
-        )
+        ordered = _physical(store, jan, feb, project.pid)
         assert ordered == sorted(ordered) and len({t for t, _ in ordered}) == 3
         february = _physical(store, feb, datetime(2026, 3, 1))
         assert february != sorted(february)  # still open: untouched
@@ -312,11 +310,7 @@ def test_closed_months_are_rewritten_in_event_type_order(tmp_path: Path) -> None
         store.load(_mixed(_batch(project.pid, 2000, 10)))
         again = store.cluster_closed_month(now)
         assert again is not None and again[:2] == (project.pid, jan) and again[2] == done[0][2] + 20
-        ordered = store.execute(
-            "SELECT event_type, time FROM events WHERE pid = $pid AND local_time >= $lo AND local_time < $hi "
-            "ORDER BY rowid",
-            {"pid": project.pid, "lo": jan, "hi": feb},
-        )
+        ordered = _physical(store, jan, feb, project.pid)
         assert ordered == sorted(ordered)
         assert _daily_totals(store) == _recomputed(store)
 

@@ -6,9 +6,9 @@ The loader appends events in arrival order, which is close to time order: every 
 read all of them. Once a month of a project's events is closed (its last local day ended more than
 `GRACE` ago) and no event has arrived for it for a round (`Settled`), the loader rewrites it, in
 one transaction, sorted by event type and then time: the per-row-group minimum and maximum of
-`event_type` that DuckDB keeps then let a scan skip the row groups of the other types. Nothing else changes: the same rows, the same summaries, the same
-answers (tests/test_store.py compares the rows before and after; the query property tests run on
-clustered stores too).
+`event_type` that DuckDB keeps then let a scan skip the row groups of the other types. Nothing
+else changes: the same rows, the same summaries, the same answers (tests/test_store.py compares the
+rows before and after; the query property tests run on clustered stores too).
 
 Which months are due comes from `daily_totals` (events per local day, kept at ingest) against
 `clustered_months` (how many events each month had when it was last rewritten). Events that
