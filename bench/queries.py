@@ -462,6 +462,12 @@ class Tracer:
         self.calls.append((sql, args, (time.perf_counter() - t0) * 1000))
         return users
 
+    def columns(self, sql: str, args: dict[str, Any] | list[Any] | None = None) -> dict[str, np.ndarray]:
+        t0 = time.perf_counter()
+        arrays = self.store.columns(sql, args)
+        self.calls.append((sql, args, (time.perf_counter() - t0) * 1000))
+        return arrays
+
 
 def _explain(store: DuckDBStore, sql: str, args: Any) -> str:
     """EXPLAIN ANALYZE as a compact operator tree (time, rows, the details that matter)."""

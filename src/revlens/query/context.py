@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from pyroaring import BitMap
 
 from revlens.query.cohort_model import CohortNode
@@ -23,6 +24,8 @@ class Executor(Protocol):
     def execute(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> list[tuple[Any, ...]]: ...
 
     def user_set(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> BitMap: ...
+
+    def columns(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> dict[str, np.ndarray]: ...
 
 
 @dataclass
@@ -70,6 +73,12 @@ class QueryContext:
         """Execute a query of one column of `user_idx` (no NULLs) and return it as a bitmap."""
         sql, params = self._bound(compiler, query)
         return self.store.user_set(sql, params)
+
+    def columns(self, compiler: Compiler, query: Any) -> dict[str, np.ndarray]:
+        """Execute a query and return its result as one numpy array per column, for per-user work
+        that is cheaper as a few vector operations than as a hash aggregate (query/segmentation.py)."""
+        sql, params = self._bound(compiler, query)
+        return self.store.columns(sql, params)
 
     @staticmethod
     def _bound(compiler: Compiler, query: Any) -> tuple[str, dict[str, Any]]:

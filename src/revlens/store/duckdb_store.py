@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 from pyroaring import BitMap
 
@@ -509,6 +510,10 @@ class DuckDBStore:
         thousands of users a cohort reads from the events (docs/benchmarks.md)."""
         column = next(iter(self.cursor().execute(sql, params or []).fetchnumpy().values()))
         return user_sets.from_ids(column)
+
+    def columns(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> dict[str, np.ndarray]:
+        """A read query's result as one numpy array per column (masked where a column has NULLs)."""
+        return dict(self.cursor().execute(sql, params or []).fetchnumpy())
 
     # -- cohorts ------------------------------------------------------------------------------------
 
