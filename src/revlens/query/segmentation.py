@@ -42,13 +42,17 @@ RANK_BY = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Stats:
     u: int = 0
     t: int = 0
     s: Decimal = Decimal(0)
     c: int = 0
 
+
+# The figures of a bucket or group without events, for reading only (a default that is not built
+# anew for each of the thousands of cells of a year of weekly figures by product).
+NO_EVENTS = Stats()
 
 Group = tuple[str, ...]
 
@@ -272,14 +276,16 @@ def _buckets_from_daily_totals(
     group = [exp.column("b"), *[exp.column(f"g{i}") for i in range(len(keys))]]
     q = exp.select(*select).from_(exp.to_table("daily_totals").as_(d)).where(where).group_by(*group)
     per_bucket: dict[Group, dict[Any, Stats]] = defaultdict(dict)
-    g = len(keys)
-    for row in ctx.run(c, q):
-        key = tuple(str(v) for v in row[1 : 1 + g])
-        s, n = Decimal(0), 0
-        if column is not None:
-            n = row[2 + g]
-            s = Decimal(row[4 + g]) if row[3 + g] is None else Decimal(row[3 + g]).scaleb(-scale)
-        per_bucket[key][row[0]] = Stats(0, row[1 + g], s, n)
+    # A year of weekly totals by product is 2,650 rows: the loops below unpack each row once and
+    # build one Stats, a third of the time of indexing into it (docs/benchmarks.md).
+    rows = ctx.run(c, q)
+    if column is None:
+        for bucket, *labels, events in rows:
+            per_bucket[tuple(labels)][bucket] = Stats(0, events)
+    else:
+        for bucket, *labels, events, n, minor, exact in rows:
+            s = Decimal(exact) if minor is None else Decimal(minor).scaleb(-scale)
+            per_bucket[tuple(labels)][bucket] = Stats(0, events, s, n)
     return per_bucket
 
 
@@ -551,9 +557,9 @@ def run(query: SegmentationQuery, ctx: QueryContext) -> dict[str, Any]:
             per_bucket, totals = data[i]
             for group in _ranked(totals, rank_key, query.limit, keys[i]):
                 row = per_bucket.get(group, {})
-                series.append([_metric(query.metric, row.get(b, Stats()), active_per_bucket.get(b, 0)) for b in x])
+                series.append([_metric(query.metric, row.get(b, NO_EVENTS), active_per_bucket.get(b, 0)) for b in x])
                 collapsed.append(
-                    [{"setId": "", "value": _metric(query.metric, totals.get(group, Stats()), active_total)}]
+                    [{"setId": "", "value": _metric(query.metric, totals.get(group, NO_EVENTS), active_total)}]
                 )
                 labels.append([i, "; ".join(group)] if keys[i] else i)
                 meta.append({"segmentIndex": 0, "eventIndex": i})
