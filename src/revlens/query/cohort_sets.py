@@ -20,7 +20,7 @@ from sqlglot import exp
 
 from revlens.query.cohort_model import CohortNode, Measure, Performed
 from revlens.query.context import QueryContext
-from revlens.query.sql import ANY_EVENT, Compiler, col
+from revlens.query.sql import ANY_EVENT, Compiler, and_, col, not_, or_, paren
 from revlens.query.timeaxis import range_bounds, truncate, whole_span
 from revlens.store import user_sets
 
@@ -110,9 +110,9 @@ def _from_events(
     ]
     window = _between(c, since, until)
     if skip is not None:
-        where.append(exp.not_(c.time_range(skip[0], skip[1])))
+        where.append(not_(c.time_range(skip[0], skip[1])))
         # The same in instants, a day wider on each side, so the scan skips the middle of the range.
-        window = exp.or_(
+        window = or_(
             _between(c, since, min(ctx.utc_of(skip[0]) + timedelta(days=1), until)),
             _between(c, max(ctx.utc_of(skip[1]) - timedelta(days=1), since), until),
         )
@@ -120,14 +120,14 @@ def _from_events(
         exp.select(col("user_idx", "e"))
         .distinct(copy=False)
         .from_(exp.to_table("events").as_("e"), copy=False)
-        .where(exp.and_(*where, exp.paren(window)), copy=False)
+        .where(and_(*where, paren(window)), copy=False)
     )
     return ctx.user_set(c, q)
 
 
 def _between(c: Compiler, since: datetime, until: datetime) -> exp.Expression:
     """since <= time <= until (both ends included)."""
-    return exp.and_(
+    return and_(
         exp.GTE(this=col("time", "e"), expression=c.bind(since)),
         exp.LTE(this=col("time", "e"), expression=c.bind(until)),
     )
@@ -142,7 +142,7 @@ def _from_sets(ctx: QueryContext, event_type: str, lo: datetime | None, hi: date
         periods: exp.Expression = exp.EQ(this=col("grain", d), expression=c.bind("month"))
     else:
         months_lo, months_hi = whole_span(lo, hi, "month")
-        periods = exp.or_(
+        periods = or_(
             c.set_period("month", months_lo, months_hi, d),
             c.set_period("day", lo, months_lo, d),
             c.set_period("day", months_hi, hi, d),
@@ -151,11 +151,11 @@ def _from_sets(ctx: QueryContext, event_type: str, lo: datetime | None, hi: date
         exp.select(col("users", d))
         .from_(exp.to_table("user_sets").as_(d), copy=False)
         .where(
-            exp.and_(
+            and_(
                 exp.EQ(this=col("pid", d), expression=c.bind(ctx.pid)),
                 exp.EQ(this=col("event_type", d), expression=c.bind(event_type)),
                 exp.Is(this=col("product", d), expression=exp.Null()),
-                exp.paren(periods),
+                paren(periods),
             ),
             copy=False,
         )

@@ -9,7 +9,7 @@ from sqlglot import exp
 from revlens.query import cohort_sets
 from revlens.query.cohort_model import CohortNode
 from revlens.query.context import QueryContext
-from revlens.query.sql import col
+from revlens.query.sql import and_, col
 
 
 def members(node: CohortNode, ctx: QueryContext, limit: int | None = None) -> list[tuple[int, str]]:
@@ -24,7 +24,7 @@ def members(node: CohortNode, ctx: QueryContext, limit: int | None = None) -> li
     q = (
         exp.select(col("user_idx", "u"), col("user_id", "u"))
         .from_(exp.to_table("users").as_("u"))
-        .where(exp.and_(exp.EQ(this=col("pid", "u"), expression=c.bind(ctx.pid)), member))
+        .where(and_(exp.EQ(this=col("pid", "u"), expression=c.bind(ctx.pid)), member))
         .order_by(col("user_id", "u"))
     )
     if limit is not None:

@@ -18,7 +18,7 @@ from sqlglot import exp
 
 from revlens.query.context import QueryContext
 from revlens.query.models import Interval, LtvQuery, QueryError
-from revlens.query.sql import col
+from revlens.query.sql import and_, col, paren
 from revlens.query.timeaxis import UNIT, range_bounds, step
 
 DAYS = 90
@@ -37,7 +37,7 @@ def run(q: LtvQuery, ctx: QueryContext) -> dict[str, Any]:
     lo, hi = range_bounds(q.start, q.end)
     c = ctx.compiler()
     cohort = exp.func("date_trunc", exp.Literal.string(unit), col("first_local_time", "u"))
-    in_range = exp.and_(
+    in_range = and_(
         exp.EQ(this=col("pid", "u"), expression=c.bind(ctx.pid)), c.time_range(lo, hi, "first_local_time", "u")
     )
     sizes = (
@@ -50,7 +50,7 @@ def run(q: LtvQuery, ctx: QueryContext) -> dict[str, Any]:
         exp.func(
             "floor",
             exp.Div(
-                this=exp.paren(
+                this=paren(
                     exp.Sub(
                         this=exp.func("epoch_us", col("time", "e")),
                         expression=exp.func("epoch_us", col("first_time", "u")),
@@ -66,12 +66,12 @@ def run(q: LtvQuery, ctx: QueryContext) -> dict[str, Any]:
         .from_(exp.to_table("users").as_("u"))
         .join(
             exp.to_table("events").as_("e"),
-            on=exp.and_(
+            on=and_(
                 exp.EQ(this=col("pid", "e"), expression=col("pid", "u")),
                 exp.EQ(this=col("user_idx", "e"), expression=col("user_idx", "u")),
             ),
         )
-        .where(exp.and_(in_range, exp.Not(this=exp.Is(this=col("revenue", "e"), expression=exp.null()))))
+        .where(and_(in_range, exp.Not(this=exp.Is(this=col("revenue", "e"), expression=exp.null()))))
         .group_by(exp.column("cohort"), col("user_idx", "u"), exp.column("d"))
     )
     size_of = {r[0]: int(r[1]) for r in ctx.run(c, sizes)}

@@ -25,7 +25,7 @@ from sqlglot import exp
 
 from revlens.query.context import QueryContext
 from revlens.query.models import EventSpec, Interval, QueryError, RetentionMode, RetentionQuery
-from revlens.query.sql import ANY_EVENT, col
+from revlens.query.sql import ANY_EVENT, and_, col, paren
 from revlens.query.timeaxis import UNIT, range_bounds, step, truncate
 
 MICROS_PER_DAY = 86_400_000_000
@@ -82,7 +82,7 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
             )
             .from_(exp.to_table("users").as_("u"), copy=False)
             .where(
-                exp.and_(
+                and_(
                     exp.EQ(this=col("pid", "u"), expression=c.bind(ctx.pid)),
                     c.time_range(lo, hi, "first_local_time", "u"),
                 ),
@@ -100,7 +100,7 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
             )
             .from_(exp.to_table("events").as_("e"), copy=False)
             .where(
-                exp.and_(
+                and_(
                     c.event_match(spec),
                     c.time_range(lo, hi),
                     exp.Not(this=exp.Is(this=col("user_idx"), expression=exp.null())),
@@ -124,7 +124,7 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
         k_expr = exp.func(
             "floor",
             exp.Div(
-                this=exp.paren(
+                this=paren(
                     exp.Sub(
                         this=exp.func("epoch_us", col("time", "r")), expression=exp.func("epoch_us", col("t0", "s"))
                     )
@@ -156,12 +156,10 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
         .from_(exp.to_table("s"), copy=False)
         .join(
             exp.to_table("events").as_("r"),
-            on=exp.and_(
-                exp.EQ(this=col("user_idx", "r"), expression=col("user_idx", "s")), c.event_match(ret, table="r")
-            ),
+            on=and_(exp.EQ(this=col("user_idx", "r"), expression=col("user_idx", "s")), c.event_match(ret, table="r")),
             copy=False,
         )
-        .where(exp.and_(*bounds), copy=False)
+        .where(and_(*bounds), copy=False)
     )
     sizes = (
         exp.select(*labels(None), exp.Literal.number(-1).as_("j"), exp.Count(this=exp.Star()).as_("n"))
@@ -190,7 +188,7 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
         )
         on = exp.GTE(this=col("k", "x"), expression=col("lo", "b"))
         if q.mode == RetentionMode.bracket:
-            on = exp.and_(on, exp.LT(this=col("k", "x"), expression=col("hi", "b")))
+            on = and_(on, exp.LT(this=col("k", "x"), expression=col("hi", "b")))
         counted = (
             exp.select(
                 *labels("x"),

@@ -22,7 +22,7 @@ from sqlglot import exp
 from revlens.query import formula as fx
 from revlens.query.context import QueryContext
 from revlens.query.models import EventSpec, Interval, QueryError, SegmentationQuery
-from revlens.query.sql import ANY_EVENT, Compiler, col
+from revlens.query.sql import ANY_EVENT, Compiler, and_, col, or_, paren
 from revlens.query.timeaxis import UNIT, bucket_sql, buckets, label, range_bounds, whole_span
 from revlens.store import user_sets
 
@@ -99,7 +99,7 @@ def _where(c: Compiler, ctx: QueryContext, query: SegmentationQuery, spec: Event
         raise
     except ValueError as exc:
         raise QueryError("s", str(exc)) from None
-    return exp.and_(*parts)
+    return and_(*parts)
 
 
 NEEDS = {
@@ -268,7 +268,7 @@ def _buckets_from_daily_totals(
             minor.as_("s_minor"),
             exp.If(this=exp.Is(this=minor.copy(), expression=exp.null()), true=total.copy()).as_("s_exact"),
         ]
-    where = exp.and_(
+    where = and_(
         exp.EQ(this=col("pid", d), expression=c.bind(ctx.pid)),
         exp.EQ(this=col("event_type", d), expression=c.bind(spec.event_type)),
         c.time_range(lo, hi, column="day", table=d),
@@ -305,7 +305,7 @@ def _users_from_sets(
     d = "d"
     unit = UNIT[query.interval]
     whole_lo, whole_hi = whole_span(lo, hi, unit)
-    periods = exp.or_(
+    periods = or_(
         c.set_period(unit, whole_lo, whole_hi, d),
         c.set_period("day", lo, whole_lo, d),
         c.set_period("day", whole_hi, hi, d),
@@ -318,10 +318,10 @@ def _users_from_sets(
         exp.select(product, bucket_sql(query.interval, col("start", d)).as_("b"), col("users", d))
         .from_(exp.to_table("user_sets").as_(d))
         .where(
-            exp.and_(
+            and_(
                 exp.EQ(this=col("pid", d), expression=c.bind(ctx.pid)),
                 exp.EQ(this=col("event_type", d), expression=c.bind(spec.event_type)),
-                exp.paren(periods),
+                paren(periods),
                 has_product,
             )
         )
@@ -363,7 +363,7 @@ def _frequency(
         ids = (
             exp.select(col("user_idx"))
             .from_(exp.to_table("events").as_("e"))
-            .where(exp.and_(_where(c, ctx, query, spec), known))
+            .where(and_(_where(c, ctx, query, spec), known))
         )
         by_count = frequency_counts(ctx.columns(c, ids)["user_idx"])
         ungrouped = [0] * len(edges)
@@ -376,7 +376,7 @@ def _frequency(
     inner = (
         exp.select(*labels, col("user_idx"), exp.Count(this=exp.Star()).as_("n"))
         .from_(exp.to_table("events").as_("e"))
-        .where(exp.and_(_where(c, ctx, query, spec), known))
+        .where(and_(_where(c, ctx, query, spec), known))
         .group_by(*[exp.column(f"g{i}") for i in range(len(keys))], col("user_idx"))
     )
     outer_keys = [exp.column(f"g{i}") for i in range(len(keys))]
@@ -417,9 +417,7 @@ def _histogram(
     q = (
         exp.select(*labels, value.as_("v"), exp.Count(this=exp.Star()).as_("n"))
         .from_(exp.to_table("events").as_("e"))
-        .where(
-            exp.and_(_where(c, ctx, query, query.events[0]), exp.Not(this=exp.Is(this=value, expression=exp.null())))
-        )
+        .where(and_(_where(c, ctx, query, query.events[0]), exp.Not(this=exp.Is(this=value, expression=exp.null()))))
         .group_by(*[exp.column(f"g{i}") for i in range(len(keys))], exp.column("v"))
     )
     rows = ctx.run(c, q)
