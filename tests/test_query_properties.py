@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -446,6 +447,13 @@ def test_frequency_matches_reference(
         _same_segmentation(_context(store, pid, log, now, {}), world, log, q)
     finally:
         stores.close()
+
+
+def test_frequency_counts_per_user_then_per_count() -> None:
+    """Users 3 (twice), 5 (once) and 7 (three times): one user each at counts 1, 2 and 3."""
+    got = segmentation.frequency_counts(np.array([7, 3, 5, 7, 3, 7], dtype=np.int32))
+    assert got.tolist() == [0, 1, 1, 1]
+    assert segmentation.frequency_counts(np.array([], dtype=np.int32)).tolist() == [0]
 
 
 # -- formulas --------------------------------------------------------------------------------------
@@ -938,6 +946,23 @@ def test_retention_interval_incomplete_across_dst(stores: Stores) -> None:
         got = retention.run(params.retention(_ret_params(rq)), ctx)
         assert got["series"][0]["values"]["2024-03-09"][1]["incomplete"] is True  # 23 h of real time so far
         same(got, ref.retention(world, rq), log, _ret_params(rq))
+    finally:
+        stores.close()
+
+
+def test_retention_interval_complete_at_the_instant_it_ends(stores: Stores) -> None:
+    """Day 0 of a daily cohort is complete at the instant it ends, not a microsecond later: for
+    24-hour windows when the cohort's latest possible start (its day's end) is a day old, for
+    calendar days at the next local midnight."""
+    try:
+        ctx, world, _log = _fixed(stores, [_ev(0, "u1", "x", datetime(2024, 3, 4, 10))])
+        rq = RetQuery(EventSpec(event_type="x"), EventSpec(event_type="x"), date(2024, 3, 4), date(2024, 3, 4))
+        for calendar, ends in ((False, datetime(2024, 3, 6)), (True, datetime(2024, 3, 5))):
+            asked = {**_ret_params(rq), "i": "1", "calendar": "true" if calendar else "false"}
+            for now in (ends - timedelta(microseconds=1), ends):
+                ctx.now = world.now = now
+                got = retention.run(params.retention(asked), ctx)
+                assert got["series"][0]["values"]["2024-03-04"][1]["incomplete"] is (now < ends), (calendar, now)
     finally:
         stores.close()
 

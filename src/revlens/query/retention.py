@@ -18,6 +18,7 @@ later, week 1) and 20 days later (week 2): she counts in weeks 0, 1 and 2.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -231,8 +232,9 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
             size = sizes_of[cohort]
             total += size
             cells = [{"count": size, "outof": size, "incomplete": False}]
+            lived = _lived_through(cohort, unit, q, ctx)
             for j, (_, b_hi) in enumerate(brackets):
-                complete = _complete(cohort, unit, b_hi, q, ctx)
+                complete = lived(b_hi)
                 n = counts.get((grp, cohort, j), 0)
                 cells.append({"count": n, "outof": size, "incomplete": not complete})
                 if complete:
@@ -260,13 +262,15 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
     return {"series": series, "seriesMeta": [{"segmentIndex": 0, "eventIndex": 0} for _ in series]}
 
 
-def _complete(cohort: datetime, unit: str, upper: int, q: RetentionQuery, ctx: QueryContext) -> bool:
-    """Whether every user of the cohort has lived through intervals below `upper` by now.
+def _lived_through(cohort: datetime, unit: str, q: RetentionQuery, ctx: QueryContext) -> Callable[[int], bool]:
+    """Whether every user of the cohort has lived through the intervals below a bound by now.
 
     Calendar intervals end on the project's wall clock. Rolling windows are lengths of real time from
     each user's start event, so they are measured in UTC from the latest start the cohort can hold
-    (the instant its bucket ends): across a DST change a day of wall clock is 23 or 25 hours."""
+    (the instant its bucket ends): across a DST change a day of wall clock is 23 or 25 hours. The
+    cohort's own bounds are worked out once, not once per cell."""
     if q.calendar:
-        return step(cohort, unit, upper) <= ctx.local_now
+        local_now = ctx.local_now
+        return lambda upper: step(cohort, unit, upper) <= local_now
     last_start = ctx.utc_of(step(truncate(cohort, unit), unit, 1))
-    return last_start + timedelta(days=q.interval * upper) <= ctx.now
+    return lambda upper: last_start + timedelta(days=q.interval * upper) <= ctx.now
