@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from pyroaring import BitMap
 
+from revlens.ingest import loader as loader_module
 from revlens.ingest.loader import Counters, Loader
 from revlens.normalize import AnalyticsEvent
 from revlens.store.duckdb_store import DB_FILE, DuckDBStore
@@ -347,6 +348,26 @@ def test_loader_rewrites_one_settled_closed_month_per_round(tmp_path: Path) -> N
         loader._compact()
         loader._compact()
         assert clustered() == ["01", "02", "03"]
+    finally:
+        store.close()
+
+
+def test_loader_rewrites_a_month_after_many_busy_rounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that is never quiet still gets its closed months rewritten: after STARVED_ROUNDS busy
+    rounds in a row, the next round rewrites one anyway."""
+    monkeypatch.setattr(loader_module, "STARVED_ROUNDS", 3)
+    store = DuckDBStore(tmp_path / "data")
+    try:
+        project, _ = store.create_project("p", "USD", "UTC")
+        store.load(_mixed(_batch(project.pid, 0, 300)))  # January to March 2026: closed by now
+        loader = Loader(store, tmp_path / "log", Counters())
+        loader._compact()  # a quiet first round: only looks
+        rewritten = []
+        for _ in range(5):
+            loader.totals["stored"] += 5_000  # every round busy from here on
+            loader._compact()
+            rewritten.append(store.execute("SELECT count(*) FROM clustered_months")[0][0])
+        assert rewritten == [0, 0, 0, 1, 1]
     finally:
         store.close()
 

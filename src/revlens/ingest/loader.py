@@ -45,6 +45,9 @@ TRIM_SECONDS = 10.0
 # Closed months are rewritten in event-type order only in a round (TRIM_SECONDS) that stored fewer
 # events than this: the soak (2,400 deliveries/s) had p99 121 ms while months were rewritten.
 BUSY_EVENTS_PER_ROUND = 1_000
+# ... but not forever: after this many busy rounds in a row (five minutes), the next round rewrites a
+# month anyway, so a server that is never quiet still gets its closed months in order.
+STARVED_ROUNDS = 30
 # Retry pause after a failed store write (the records stay queued; nothing is dropped).
 RETRY_SECONDS = 0.5
 # Least time between two loads: under a steady trickle, gather deliveries into fewer, larger DuckDB
@@ -254,6 +257,7 @@ class Loader:
         self.store = store
         self._settled = clustering.Settled()  # which closed month may be rewritten (store/clustering.py)
         self._stored_at_round = 0
+        self._busy_rounds = 0  # rounds in a row that skipped the rewrite for being busy
         self.log_dir = log_dir
         self.counters = counters
         self.batcher = Batcher(store)
@@ -428,8 +432,10 @@ class Loader:
         except Exception:  # a failed merge leaves the sets as they were: still correct, only slower to read
             logger.exception("compacting daily user sets failed")
         stored, self._stored_at_round = self.totals["stored"] - self._stored_at_round, self.totals["stored"]
-        if stored > BUSY_EVENTS_PER_ROUND:
+        if stored > BUSY_EVENTS_PER_ROUND and self._busy_rounds < STARVED_ROUNDS:
+            self._busy_rounds += 1
             return  # rewriting a month takes both cores for a second or so: not while ingest is busy
+        self._busy_rounds = 0
         try:
             # At most one month per round (about a second of work at 10 M events a year), and only one
             # no event arrived for since the previous round.
