@@ -508,12 +508,16 @@ class DuckDBStore:
         """The first column of a read query (compact user ids, no NULLs) as a Roaring bitmap, fetched
         as one array rather than a Python tuple per row: three times faster for the tens of
         thousands of users a cohort reads from the events (docs/benchmarks.md)."""
-        column = next(iter(self.cursor().execute(sql, params or []).fetchnumpy().values()))
+        column = next(iter(self.columns(sql, params).values()))
         return user_sets.from_ids(column)
 
     def columns(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> dict[str, np.ndarray]:
-        """A read query's result as one numpy array per column (masked where a column has NULLs)."""
-        return dict(self.cursor().execute(sql, params or []).fetchnumpy())
+        """A read query's result as one numpy array per column (masked where a column has NULLs).
+
+        Run as a relation (`sql`) rather than `execute`: DuckDB then converts the result to arrays
+        without materializing it first, 15 % quicker for a million ids (docs/benchmarks.md). Rows
+        for Python tuples are quicker the other way (`execute` above)."""
+        return dict(self.cursor().sql(sql, params=params or None).fetchnumpy())
 
     # -- cohorts ------------------------------------------------------------------------------------
 
