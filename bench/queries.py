@@ -58,7 +58,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO / "src"))
 
 import _synth  # noqa: E402
-from revlens.query import cohorts, params, retention, segmentation  # noqa: E402
+from revlens.query import cohorts, distribution, params, retention, segmentation  # noqa: E402
 from revlens.query.cohort_model import CohortNode  # noqa: E402
 from revlens.query.context import Executor, QueryContext  # noqa: E402
 from revlens.store.duckdb_store import DuckDBStore  # noqa: E402
@@ -72,7 +72,7 @@ LO, HI = datetime(2025, 11, 1), datetime(2026, 11, 1)
 RET_START, RET_END = "20251103", "20260125"
 RET_LO, RET_HI = datetime(2025, 11, 3), datetime(2026, 1, 26)
 RET_WEEKS = 12
-FREQ_EDGES = segmentation.DEFAULT_FREQUENCY_BUCKETS
+FREQ_EDGES = distribution.DEFAULT_FREQUENCY_BUCKETS
 TARGET_P95_MS, TARGET_P50_MS, TARGET_PANDAS_X = 500.0, 100.0, 10.0
 US_PER_WEEK = 7 * 86_400_000_000
 
@@ -124,7 +124,7 @@ def _rows(rows: list[tuple[Any, ...]], groups: bool = False) -> Answer:
 
 
 def _freq_label(n: float) -> str:
-    labels = segmentation.bucket_labels([float(e) for e in FREQ_EDGES])
+    labels = distribution.bucket_labels([float(e) for e in FREQ_EDGES])
     slot = int(np.searchsorted(np.asarray(FREQ_EDGES), n, side="right")) - 1
     return labels[slot]
 

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import query_reference as ref
 from query_reference import Bin, Event, Expr, Fn, Lit, Minus, RetQuery, SegQuery, World
 from revlens.normalize import AnalyticsEvent
-from revlens.query import cohort_sets, cohorts, ltv, params, retention, segmentation
+from revlens.query import cohort_sets, cohorts, distribution, ltv, params, retention, segmentation
 from revlens.query.cohort_model import CohortDefinition, CohortNode
 from revlens.query.context import QueryContext
 from revlens.query.models import EventSpec, Filter, Segment
@@ -451,9 +451,9 @@ def test_frequency_matches_reference(
 
 def test_frequency_counts_per_user_then_per_count() -> None:
     """Users 3 (twice), 5 (once) and 7 (three times): one user each at counts 1, 2 and 3."""
-    got = segmentation.frequency_counts(np.array([7, 3, 5, 7, 3, 7], dtype=np.int32))
+    got = distribution.frequency_counts(np.array([7, 3, 5, 7, 3, 7], dtype=np.int32))
     assert got.tolist() == [0, 1, 1, 1]
-    assert segmentation.frequency_counts(np.array([], dtype=np.int32)).tolist() == [0]
+    assert distribution.frequency_counts(np.array([], dtype=np.int32)).tolist() == [0]
 
 
 # -- formulas --------------------------------------------------------------------------------------

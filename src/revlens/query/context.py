@@ -76,7 +76,7 @@ class QueryContext:
 
     def columns(self, compiler: Compiler, query: Any) -> dict[str, np.ndarray]:
         """Execute a query and return its result as one numpy array per column, for per-user work
-        that is cheaper as a few vector operations than as a hash aggregate (query/segmentation.py)."""
+        that is cheaper as a few vector operations than as a hash aggregate (query/distribution.py)."""
         sql, params = self._bound(compiler, query)
         return self.store.columns(sql, params)
 

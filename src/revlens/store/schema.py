@@ -116,7 +116,7 @@ STATEMENTS = (
     """ALTER TABLE users ADD COLUMN IF NOT EXISTS first_seen_time TIMESTAMP""",
     # Events per project, type, local day and product, with the sums of the typed money columns: kept
     # current by every write to `events`, so totals and sums without filters read a few thousand rows
-    # instead of every event (query/segmentation.py). `product` is the group-by label ('(none)').
+    # instead of every event (query/summaries.py). `product` is the group-by label ('(none)').
     """CREATE TABLE IF NOT EXISTS daily_totals (
         pid INTEGER NOT NULL,
         event_type VARCHAR NOT NULL,
