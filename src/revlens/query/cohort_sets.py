@@ -118,7 +118,6 @@ def _from_events(
         )
     q = (  # copy=False: built for this query only (sqlglot copies the tree at every step by default)
         exp.select(col("user_idx", "e"))
-        .distinct(copy=False)
         .from_(exp.to_table("events").as_("e"), copy=False)
         .where(and_(*where, paren(window)), copy=False)
     )
