@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -23,3 +24,15 @@ NO_EVENTS = Stats()
 
 # A group's labels (one per group-by), () when the chart is not grouped.
 Group = tuple[str, ...]
+
+
+def range_totals(per_bucket: dict[Group, dict[Any, Stats]]) -> dict[Group, Stats]:
+    """Events, sums and value counts over the range: they add up across buckets (users do not)."""
+    collapsed: dict[Group, Stats] = {}
+    for key, by_bucket in per_bucket.items():
+        total = collapsed[key] = Stats()
+        for stats in by_bucket.values():
+            total.t += stats.t
+            total.s += stats.s
+            total.c += stats.c
+    return collapsed

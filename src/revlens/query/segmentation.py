@@ -20,7 +20,7 @@ from sqlglot import exp
 from revlens.query import distribution, summaries
 from revlens.query import formula as fx
 from revlens.query.context import QueryContext
-from revlens.query.figures import NO_EVENTS, Group, Stats
+from revlens.query.figures import NO_EVENTS, Group, Stats, range_totals
 from revlens.query.models import EventSpec, QueryError, SegmentationQuery
 from revlens.query.sql import Compiler, and_, col
 from revlens.query.timeaxis import bucket_sql, buckets, label, range_bounds
@@ -144,7 +144,7 @@ def _stats(
     )
     if summaries.summarizable(query, spec, measured, keys):
         per_bucket = summaries.buckets_from_daily_totals(ctx, query, spec, measured, keys)
-        collapsed = summaries.range_totals(per_bucket)
+        collapsed = range_totals(per_bucket)
         if "u" in needed:
             summaries.users_from_sets(ctx, query, spec, keys, per_bucket, collapsed)
         return per_bucket, collapsed
@@ -181,7 +181,7 @@ def _stats(
         else:
             collapsed[key] = stats
     if "u" not in needed:
-        collapsed = summaries.range_totals(per_bucket)
+        collapsed = range_totals(per_bucket)
     return per_bucket, collapsed
 
 

@@ -22,8 +22,6 @@ from revlens.store import user_sets
 # Properties the daily totals hold sums of (store/schema.py), by their column there, with the
 # number of decimal places of the column (`revenue` is DECIMAL(38, 3); the Stripe amounts are integers).
 SUMMED = {"$revenue": "revenue", "amount": "amount", "amount_paid": "amount_paid"}
-
-
 SUMMED_SCALE = {"revenue": 3, "amount": 0, "amount_paid": 0}
 
 
@@ -137,15 +135,3 @@ def users_from_sets(
         for bucket, users in by_bucket.items():
             per_bucket[group].setdefault(bucket, Stats()).u = len(users)
         collapsed.setdefault(group, Stats()).u = user_sets.union_size(by_bucket.values())
-
-
-def range_totals(per_bucket: dict[Group, dict[Any, Stats]]) -> dict[Group, Stats]:
-    """Events, sums and value counts over the range: they add up across buckets (users do not)."""
-    collapsed: dict[Group, Stats] = {}
-    for key, by_bucket in per_bucket.items():
-        total = collapsed[key] = Stats()
-        for stats in by_bucket.values():
-            total.t += stats.t
-            total.s += stats.s
-            total.c += stats.c
-    return collapsed
