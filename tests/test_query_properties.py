@@ -824,10 +824,60 @@ def ret_setups(draw: st.DrawFn) -> tuple[Log, RetQuery, datetime]:
 @settings(PROPERTY_SETTINGS, max_examples=100)
 @given(setup=ret_setups(), batches=st.integers(1, 3))
 def test_retention_matches_reference(stores: Stores, setup: tuple[Log, RetQuery, datetime], batches: int) -> None:
+    """Both forms of the engine, SQL and arrays (retention_arrays.py; it answers fewer shapes),
+    agree with the reference."""
     log, q, now = setup
     store, pid = stores.load(log, batches)
     try:
-        got = retention.run(params.retention(_ret_params(q)), _context(store, pid, log, now, {}))
+        expected = ref.retention(World(log.events, log.tz, now), q)
+        ctx = _context(store, pid, log, now, {})
+        for arrays in (False, True):
+            got = retention.run(params.retention(_ret_params(q)), ctx, arrays=arrays)
+            same(got, expected, log, (_ret_params(q), now, f"arrays={arrays}"))
+    finally:
+        stores.close()
+
+
+@st.composite
+def dense_ret_setups(draw: st.DrawFn) -> tuple[Log, RetQuery, datetime]:
+    """Retention on whole logs: starts and returns on any event or on one type, over a range that
+    holds most of the log, so that most examples have cohorts with returns in several intervals
+    (ret_setups' filtered shapes often leave the cohort empty)."""
+    log = draw(logs())
+    interval = draw(st.sampled_from([1, 7, 30]))
+    mode = draw(st.sampled_from(["n-day", "rolling", "bracket"]))
+    brackets: list[tuple[int, int]] = []
+    if mode == "bracket":
+        brackets = draw(
+            st.lists(
+                st.tuples(st.integers(0, 3), st.integers(1, 3)).map(lambda t: (t[0], t[0] + t[1])),
+                min_size=1,
+                max_size=3,
+            )
+        )
+    event = st.builds(EventSpec, event_type=st.sampled_from([log.types[0], "_all", "_active"]))
+    q = RetQuery(
+        start_event=draw(event),
+        return_event=draw(event),
+        start=log.era - timedelta(days=draw(st.integers(0, 2))),
+        end=log.era + timedelta(days=draw(st.integers(3, 12))),
+        mode=mode,
+        brackets=brackets,
+        interval=interval,
+        calendar=draw(st.booleans()),
+        intervals=draw(st.sampled_from([None, 2, 5])),
+    )
+    return log, q, draw(_nows(log.era, log.tz, midnights=q.calendar or log.tz in WITHOUT_DST))
+
+
+@settings(PROPERTY_SETTINGS, max_examples=60)
+@given(setup=dense_ret_setups())
+def test_retention_on_arrays_matches_reference(stores: Stores, setup: tuple[Log, RetQuery, datetime]) -> None:
+    """The array form (retention_arrays.py) where it has most to count."""
+    log, q, now = setup
+    store, pid = stores.load(log)
+    try:
+        got = retention.run(params.retention(_ret_params(q)), _context(store, pid, log, now, {}), arrays=True)
         same(got, ref.retention(World(log.events, log.tz, now), q), log, (_ret_params(q), now))
     finally:
         stores.close()
@@ -963,6 +1013,29 @@ def test_retention_interval_complete_at_the_instant_it_ends(stores: Stores) -> N
                 ctx.now = world.now = now
                 got = retention.run(params.retention(asked), ctx)
                 assert got["series"][0]["values"]["2024-03-04"][1]["incomplete"] is (now < ends), (calendar, now)
+    finally:
+        stores.close()
+
+
+@pytest.mark.parametrize("arrays", [False, True])
+def test_retention_window_ends_before_its_last_instant(stores: Stores, arrays: bool) -> None:
+    """Two 7-day windows from the start: u1's return 1 µs before the 14th day counts in week 1,
+    u2's exactly 14 days after the start is past both (windows are half-open)."""
+    start = datetime(2024, 3, 4, 10)
+    events = [
+        _ev(0, "u1", "x", start),
+        _ev(1, "u1", "x", start + timedelta(days=14, microseconds=-1)),
+        _ev(2, "u2", "x", start),
+        _ev(3, "u2", "x", start + timedelta(days=14)),
+    ]
+    try:
+        ctx, world, log = _fixed(stores, events)
+        for event in ("x", "_all"):
+            spec = EventSpec(event_type=event)
+            rq = RetQuery(spec, spec, start.date(), start.date(), interval=7, intervals=2)
+            got = retention.run(params.retention(_ret_params(rq)), ctx, arrays=arrays)
+            assert [c["count"] for c in got["series"][0]["values"]["2024-03-04"]] == [2, 2, 1]
+            same(got, ref.retention(world, rq), log, _ret_params(rq))
     finally:
         stores.close()
 

@@ -24,8 +24,10 @@ from typing import Any
 
 from sqlglot import exp
 
+from revlens.query import retention_arrays
 from revlens.query.context import QueryContext
 from revlens.query.models import EventSpec, Interval, QueryError, RetentionMode, RetentionQuery
+from revlens.query.retention_arrays import CountRow, SizeRow
 from revlens.query.sql import ANY_EVENT, and_, col, paren
 from revlens.query.timeaxis import UNIT, range_bounds, step, truncate
 
@@ -52,15 +54,30 @@ def _brackets(q: RetentionQuery, k_max: int) -> list[tuple[int, int]]:
     return [(k, k + 1) for k in range(k_max)]
 
 
-def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
+def run(q: RetentionQuery, ctx: QueryContext, *, arrays: bool | None = None) -> dict[str, Any]:
+    """The retention response. Counted on arrays where that form is the quicker one
+    (retention_arrays.py), else in SQL. `arrays` forces one form (True: arrays wherever they can
+    answer; False: SQL): the tests compare both with the reference."""
     if q.interval not in INTERVALS:
         raise QueryError("i", "must be 1, 7 or 30")
     unit = UNIT[INTERVALS[q.interval]]
     k_max = _count_intervals(q)
     brackets = _brackets(q, k_max)
-    horizon = max(hi for _, hi in brackets)
-    c = ctx.compiler()
     lo, hi = range_bounds(q.start, q.end)
+    use_arrays = retention_arrays.applies(q) if arrays is None else arrays and retention_arrays.can_answer(q)
+    if use_arrays:
+        size_rows, count_rows = retention_arrays.cells(q, ctx, unit, brackets, lo, hi)
+    else:
+        size_rows, count_rows = _cells_sql(q, ctx, unit, brackets, lo, hi)
+    return _response(q, ctx, unit, brackets, size_rows, count_rows)
+
+
+def _cells_sql(
+    q: RetentionQuery, ctx: QueryContext, unit: str, brackets: list[tuple[int, int]], lo: datetime, hi: datetime
+) -> tuple[list[SizeRow], list[CountRow]]:
+    """Cohort sizes and per-bracket return counts, by joining each user's start with their returns."""
+    horizon = max(b_hi for _, b_hi in brackets)
+    c = ctx.compiler()
 
     # The cohort: each user's first start event in the range. The group column exists only when
     # grouping: carrying a constant through the join and DISTINCT costs about 15 % (docs/benchmarks.md).
@@ -135,22 +152,17 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
         )
     bounds: list[exp.Expression] = [
         exp.GTE(this=col("time", "r"), expression=col("t0", "s")),
-        # Constant bounds as well, so the scan skips data outside the window (the table is in time order).
-        exp.GTE(this=col("local_time", "r"), expression=c.bind(lo - timedelta(days=1))),
+        # Constant bounds as well, so the scan skips data outside the window.
+        *retention_arrays.return_bounds(c, q, horizon, lo, hi, table="r"),
     ]
-    if q.mode != RetentionMode.rolling:
+    if q.mode != RetentionMode.rolling and not q.calendar:
         # Returns past the last interval asked for change nothing.
-        # A calendar month lasts up to 31 days; the cohort's own bucket adds up to one more interval.
-        per_interval = 31 if q.calendar and q.interval == 30 else q.interval
-        span_days = per_interval * horizon + (31 if q.calendar else 0)
-        bounds.append(exp.LT(this=col("local_time", "r"), expression=c.bind(hi + timedelta(days=span_days + 1))))
-        if not q.calendar:
-            bounds.append(
-                exp.LT(
-                    this=exp.func("epoch_us", col("time", "r")),
-                    expression=exp.Add(this=exp.func("epoch_us", col("t0", "s")), expression=c.bind(window * horizon)),
-                )
+        bounds.append(
+            exp.LT(
+                this=exp.func("epoch_us", col("time", "r")),
+                expression=exp.Add(this=exp.func("epoch_us", col("t0", "s")), expression=c.bind(window * horizon)),
             )
+        )
     returns = (
         exp.select(col("user_idx", "s"), *keys("s"), exp.cast(k_expr, "BIGINT").as_("k"))
         .distinct(copy=False)
@@ -207,11 +219,24 @@ def run(q: RetentionQuery, ctx: QueryContext) -> dict[str, Any]:
         .with_("s", as_=starts, copy=False)
         .with_("x", as_=returns, copy=False)
     )
-    size_rows: list[tuple[Any, ...]] = []
-    count_rows: list[tuple[Any, ...]] = []
-    for row in ctx.run(c, statement):
-        (size_rows if row[2] == -1 else count_rows).append(row)
-    size_rows = [(cohort, grp, n) for cohort, grp, _, n in size_rows]
+    size_rows: list[SizeRow] = []
+    count_rows: list[CountRow] = []
+    for cohort, grp, j, n in ctx.run(c, statement):
+        if j == -1:
+            size_rows.append((cohort, grp, n))
+        elif j >= 0:  # a calendar return bucket before the cohort's (a clock set back) counts nowhere
+            count_rows.append((cohort, grp, j, n))
+    return size_rows, count_rows
+
+
+def _response(
+    q: RetentionQuery,
+    ctx: QueryContext,
+    unit: str,
+    brackets: list[tuple[int, int]],
+    size_rows: list[SizeRow],
+    count_rows: list[CountRow],
+) -> dict[str, Any]:
 
     cohort_size: dict[str, dict[datetime, int]] = {}
     for cohort, grp, n in size_rows:

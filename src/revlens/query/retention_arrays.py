@@ -1,0 +1,222 @@
+"""Retention counted on arrays: one scan, then numpy indexed by user, no join and no DISTINCT.
+
+The SQL form of retention (retention.py) joins each user's start with their returns and keeps the
+distinct (user, interval) pairs: two hash tables over millions of rows, and the larger part of the
+time of a retention on every event (docs/benchmarks.md). Here one statement reads the rows that
+can matter — the start events in the range and the return events that can fall in a counted
+interval — as arrays: user, time, and the bucket of the local time. `user_idx` is dense per project,
+so every per-user figure is a plain array indexed by it:
+
+1. each user's first start (`t0`) and cohort bucket: `numpy.minimum.at` over the start rows;
+2. each return row's interval: from `time - t0[user]` (24-hour / 7-day / 30-day windows) or from the
+   bucket difference (calendar intervals);
+3. the (user, interval) pairs as a boolean matrix with one row per cohort member, rows ordered by
+   cohort, so a cohort's counts are the column sums of its block of rows (`numpy.add.reduceat`).
+
+Same answers as the SQL form, which stays for group-bys and `_new` (the property tests run both).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlglot import exp
+
+from revlens.query.context import QueryContext
+from revlens.query.models import RetentionMode, RetentionQuery
+from revlens.query.sql import ANY_EVENT, Compiler, and_, col, or_, paren
+from revlens.query.timeaxis import step, truncate
+
+NO_TIME = np.iinfo(np.int64).max
+NO_BUCKET = np.iinfo(np.int32).max
+
+SizeRow = tuple[datetime, str, int]
+CountRow = tuple[datetime, str, int, int]
+
+
+def can_answer(q: RetentionQuery) -> bool:
+    """The array form answers ungrouped retention from start events: not `_new` (it starts from the
+    users table) and not within cohorts (their subqueries would run once per use of the condition)."""
+    seg = q.segment
+    return not q.group_by and q.start_event.event_type != "_new" and not seg.cohorts and not seg.not_cohorts
+
+
+def applies(q: RetentionQuery) -> bool:
+    """Whether to use the array form: where it can answer and there are many rows to join, a start
+    or return on any event, or returns at any later time (`rm=rolling`). For one event type of
+    ten, DuckDB's join of a few hundred thousand rows is quicker than the fixed cost of the arrays
+    (a few as long as the project has users; docs/benchmarks.md)."""
+    any_event = q.start_event.event_type in ANY_EVENT or q.return_event.event_type in ANY_EVENT
+    return can_answer(q) and (any_event or q.mode == RetentionMode.rolling)
+
+
+def cells(
+    q: RetentionQuery,
+    ctx: QueryContext,
+    unit: str,
+    brackets: list[tuple[int, int]],
+    lo: datetime,
+    hi: datetime,
+) -> tuple[list[SizeRow], list[CountRow]]:
+    """Cohort sizes and, per bracket, how many of each cohort returned: the rows retention.run
+    turns into its response."""
+    c = ctx.compiler()
+    anchor = truncate(lo, unit)
+    horizon = max(b_hi for _, b_hi in brackets)
+    window = q.interval * 86_400_000_000
+    start_spec = (
+        q.start_event
+        if q.start_event.event_type not in ANY_EVENT
+        else q.start_event.model_copy(update={"event_type": "_all"})
+    )
+    ret_spec = (
+        q.return_event
+        if q.return_event.event_type not in ANY_EVENT
+        else q.return_event.model_copy(update={"event_type": "_all"})
+    )
+    # Rows read: every row that can be a start or a return. The constant bounds on local_time (they
+    # contain the range of starts) and, when both are the same event, its conditions stay outside
+    # the OR, where the scan can skip row groups by them.
+    where = [
+        exp.EQ(this=col("pid"), expression=c.bind(ctx.pid)),
+        exp.Not(this=exp.Is(this=col("user_idx"), expression=exp.null())),
+        *return_bounds(c, q, horizon, lo, hi, table="e"),
+    ]
+    is_start = and_(c.time_range(lo, hi), *c.segment(q.segment))
+    is_return: exp.Expression | None = None  # None: every row read is a return
+    if ret_spec == start_spec:
+        where.append(c.event_match(start_spec))
+    elif ret_spec.event_type == "_all" and not ret_spec.filters:
+        is_start = and_(c.event_match(start_spec), is_start)
+    else:
+        is_start = and_(c.event_match(start_spec), is_start)
+        is_return = c.event_match(ret_spec)
+        where.append(or_(paren(is_start.copy()), paren(is_return.copy())))
+
+    def flag(condition: exp.Expression) -> exp.Expression:
+        # A condition on a missing property is NULL; as a column it has to be false, not masked.
+        return exp.func("coalesce", paren(condition), exp.false())
+
+    def bucket() -> exp.Expression:
+        local_bucket = exp.func("date_trunc", exp.Literal.string(unit), col("local_time"))
+        return exp.DateDiff(this=local_bucket, expression=c.bind(anchor), unit=exp.var(unit.upper()))
+
+    columns: list[exp.Expression] = [
+        col("user_idx").as_("u"),
+        exp.func("epoch_us", col("time")).as_("t"),
+    ]
+    if q.calendar:
+        columns += [exp.cast(bucket(), "INT").as_("b"), flag(is_start).as_("s")]
+    else:
+        # The bucket only matters for starts: -1 marks every other row.
+        start_bucket_sql = exp.Case(ifs=[exp.If(this=is_start, true=bucket())], default=exp.Literal.number(-1))
+        columns.append(exp.cast(start_bucket_sql, "INT").as_("c"))
+    if is_return is not None:
+        columns.append(flag(is_return).as_("r"))
+    statement = (
+        exp.select(*columns, copy=False)
+        .from_(exp.to_table("events").as_("e"), copy=False)
+        .where(and_(*where), copy=False)
+    )
+    arrays = ctx.columns(c, statement)
+    users = np.asarray(arrays["u"])
+    if not len(users):
+        return [], []
+    times = np.asarray(arrays["t"])
+    if q.calendar:
+        row_bucket = np.asarray(arrays["b"])
+        starts = np.asarray(arrays["s"])
+        start_bucket = row_bucket[starts]
+    else:
+        start_col = np.asarray(arrays["c"])
+        starts = start_col >= 0
+        start_bucket = start_col[starts]
+
+    # 1. Each user's first start and cohort (the bucket of their earliest local start time).
+    n_users = int(users.max()) + 1
+    start_users = users[starts]
+    t0 = np.full(n_users, NO_TIME, dtype=np.int64)
+    np.minimum.at(t0, start_users, times[starts])
+    cohort = np.full(n_users, NO_BUCKET, dtype=np.int32)
+    np.minimum.at(cohort, start_users, start_bucket)
+    members = np.flatnonzero(cohort != NO_BUCKET)
+    if not len(members):
+        return [], []
+    member_cohort = cohort[members]
+    # Members in cohort order. Buckets fit in 16 bits (retention ranges are at most a few years),
+    # where numpy's stable sort is a radix sort.
+    narrow = np.int16 if int(member_cohort.max()) < 2**15 else np.int32
+    order = np.argsort(member_cohort.astype(narrow), kind="stable")
+    members, member_cohort = members[order], member_cohort[order]
+    position = np.zeros(n_users, dtype=np.int32)
+    position[members] = np.arange(len(members), dtype=np.int32)
+    cohort_ids, block_starts, sizes = np.unique(member_cohort, return_index=True, return_counts=True)
+
+    # 2. The interval of each return at or after the user's first start (never for a user without a
+    # start: their t0 is NO_TIME).
+    if is_return is None:
+        ret_users, ret_times = users, times
+        ret_bucket = row_bucket if q.calendar else None
+    else:
+        returns = np.asarray(arrays["r"])
+        ret_users, ret_times = users[returns], times[returns]
+        ret_bucket = row_bucket[returns] if q.calendar else None
+    first = t0.take(ret_users)
+    valid = ret_times >= first
+    if ret_bucket is not None:
+        k = ret_bucket.astype(np.int64)
+        k -= cohort.take(ret_users)
+        valid &= k >= 0
+        if q.mode != RetentionMode.rolling:
+            valid &= k < horizon
+        k = k[valid]
+    else:
+        since = np.subtract(ret_times, first, out=first)
+        if q.mode != RetentionMode.rolling:
+            valid &= since < horizon * window
+        k = since[valid] // window
+    if q.mode == RetentionMode.rolling:
+        np.minimum(k, horizon, out=k)  # "or after": later returns count as the last interval asked
+    ret_pos = position.take(ret_users[valid]).astype(np.int64)
+
+    # 3. Per member, per bracket: returned or not; summed per cohort block.
+    if q.mode == RetentionMode.rolling:
+        latest = np.full(len(members), -1, dtype=np.int64)
+        np.maximum.at(latest, ret_pos, k)
+        matrix = latest[:, None] >= np.array([b_lo for b_lo, _ in brackets], dtype=np.int64)[None, :]
+    else:
+        seen = np.zeros((len(members), horizon), dtype=np.bool_)
+        seen.reshape(-1)[ret_pos * horizon + k] = True
+        if q.mode == RetentionMode.n_day:
+            matrix = seen
+        else:
+            through = np.cumsum(seen, axis=1, dtype=np.int32)
+            before = np.zeros((len(members), 1), dtype=np.int32)
+            running = np.hstack([before, through])  # running[:, i] = returns in intervals below i
+            matrix = np.stack([running[:, b_hi] > running[:, b_lo] for b_lo, b_hi in brackets], axis=1)
+    counts = np.add.reduceat(matrix, block_starts, axis=0, dtype=np.int64)
+
+    size_rows: list[SizeRow] = []
+    count_rows: list[CountRow] = []
+    for i, bucket_no in enumerate(cohort_ids.tolist()):
+        when = step(anchor, unit, bucket_no)
+        size_rows.append((when, "", int(sizes[i])))
+        for j, n in enumerate(counts[i].tolist()):
+            if n:
+                count_rows.append((when, "", j, n))
+    return size_rows, count_rows
+
+
+def return_bounds(
+    c: Compiler, q: RetentionQuery, horizon: int, lo: datetime, hi: datetime, table: str = "r"
+) -> list[exp.Expression]:
+    """Constant bounds on a return's local time: nothing before the range (a day early, for any
+    offset), nothing past the last interval asked, except for "or after" (`rm=rolling`)."""
+    bounds: list[exp.Expression] = [exp.GTE(this=col("local_time", table), expression=c.bind(lo - timedelta(days=1)))]
+    if q.mode != RetentionMode.rolling:
+        # A calendar month lasts up to 31 days; the cohort's own bucket adds up to one more interval.
+        per_interval = 31 if q.calendar and q.interval == 30 else q.interval
+        span_days = per_interval * horizon + (31 if q.calendar else 0)
+        bounds.append(exp.LT(this=col("local_time", table), expression=c.bind(hi + timedelta(days=span_days + 1))))
+    return bounds
