@@ -211,12 +211,17 @@ def cells(
 def return_bounds(
     c: Compiler, q: RetentionQuery, horizon: int, lo: datetime, hi: datetime, table: str = "r"
 ) -> list[exp.Expression]:
-    """Constant bounds on a return's local time: nothing before the range (a day early, for any
-    offset), nothing past the last interval asked, except for "or after" (`rm=rolling`)."""
+    """Constant bounds on the rows that can be returns: nothing before the range (a day early, for
+    any offset), nothing past the last interval asked, except for "or after" (`rm=rolling`); and
+    only users first seen before the range ends (a day late, for any offset), since no one else
+    has a start in it. The last holds unless some user's first event moved earlier after they were
+    first seen (a backfill of older history; their events carry the later first seen time)."""
     bounds: list[exp.Expression] = [exp.GTE(this=col("local_time", table), expression=c.bind(lo - timedelta(days=1)))]
     if q.mode != RetentionMode.rolling:
         # A calendar month lasts up to 31 days; the cohort's own bucket adds up to one more interval.
         per_interval = 31 if q.calendar and q.interval == 30 else q.interval
         span_days = per_interval * horizon + (31 if q.calendar else 0)
         bounds.append(exp.LT(this=col("local_time", table), expression=c.bind(hi + timedelta(days=span_days + 1))))
+    if c.first_moves is not None and not c.first_moves():
+        bounds.append(exp.LT(this=col("user_first_time", table), expression=c.bind(hi + timedelta(days=1))))
     return bounds
