@@ -153,7 +153,7 @@ def _cells_sql(
     bounds: list[exp.Expression] = [
         exp.GTE(this=col("time", "r"), expression=col("t0", "s")),
         # Constant bounds as well, so the scan skips data outside the window.
-        *retention_arrays.return_bounds(c, q, horizon, lo, hi, table="r"),
+        *retention_arrays.return_bounds(c, q, horizon, lo, hi, "r", first_seen=False),
     ]
     if q.mode != RetentionMode.rolling and not q.calendar:
         # Returns past the last interval asked for change nothing.

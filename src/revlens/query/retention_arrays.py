@@ -81,7 +81,7 @@ def cells(
     where = [
         exp.EQ(this=col("pid"), expression=c.bind(ctx.pid)),
         exp.Not(this=exp.Is(this=col("user_idx"), expression=exp.null())),
-        *return_bounds(c, q, horizon, lo, hi, table="e"),
+        *return_bounds(c, q, horizon, lo, hi, "e", first_seen=True),
     ]
     is_start = and_(c.time_range(lo, hi), *c.segment(q.segment))
     is_return: exp.Expression | None = None  # None: every row read is a return
@@ -120,9 +120,10 @@ def cells(
         .where(and_(*where), copy=False)
     )
     arrays = ctx.columns(c, statement)
-    users = np.asarray(arrays["u"])
-    if not len(users):
+    if not len(arrays["u"]):
         return [], []
+    # As numpy's index type: `take` and `ufunc.at` with int32 indices convert them on every call.
+    users = np.asarray(arrays["u"]).astype(np.intp)
     times = np.asarray(arrays["t"])
     if q.calendar:
         row_bucket = np.asarray(arrays["b"])
@@ -178,7 +179,7 @@ def cells(
         k = since[valid] // window
     if q.mode == RetentionMode.rolling:
         np.minimum(k, horizon, out=k)  # "or after": later returns count as the last interval asked
-    ret_pos = position.take(ret_users[valid]).astype(np.int64)
+    ret_pos = position.take(ret_users[valid]).astype(np.intp)
 
     # 3. Per member, per bracket: returned or not; summed per cohort block.
     if q.mode == RetentionMode.rolling:
@@ -209,19 +210,21 @@ def cells(
 
 
 def return_bounds(
-    c: Compiler, q: RetentionQuery, horizon: int, lo: datetime, hi: datetime, table: str = "r"
+    c: Compiler, q: RetentionQuery, horizon: int, lo: datetime, hi: datetime, table: str, first_seen: bool
 ) -> list[exp.Expression]:
     """Constant bounds on the rows that can be returns: nothing before the range (a day early, for
-    any offset), nothing past the last interval asked, except for "or after" (`rm=rolling`); and
-    only users first seen before the range ends (a day late, for any offset), since no one else
-    has a start in it. The last holds unless some user's first event moved earlier after they were
-    first seen (a backfill of older history; their events carry the later first seen time)."""
+    any offset), nothing past the last interval asked, except for "or after" (`rm=rolling`); and,
+    with `first_seen`, only users first seen before the range ends (a day late, for any offset),
+    since no one else has a start in it. The last holds unless some user's first event moved
+    earlier after they were first seen (a backfill of older history; their events carry the later
+    first seen time). It reads one more column: worth it where there are many rows to hold in
+    arrays, not for the SQL join, which only probes with them (docs/benchmarks.md)."""
     bounds: list[exp.Expression] = [exp.GTE(this=col("local_time", table), expression=c.bind(lo - timedelta(days=1)))]
     if q.mode != RetentionMode.rolling:
         # A calendar month lasts up to 31 days; the cohort's own bucket adds up to one more interval.
         per_interval = 31 if q.calendar and q.interval == 30 else q.interval
         span_days = per_interval * horizon + (31 if q.calendar else 0)
         bounds.append(exp.LT(this=col("local_time", table), expression=c.bind(hi + timedelta(days=span_days + 1))))
-    if c.first_moves is not None and not c.first_moves():
+    if first_seen and c.first_moves is not None and not c.first_moves():
         bounds.append(exp.LT(this=col("user_first_time", table), expression=c.bind(hi + timedelta(days=1))))
     return bounds
