@@ -163,6 +163,11 @@ def test_bad_segmentation_parameters_name_the_parameter(two_projects, params: di
             {"se": "_new", "re": "_all", "start": "20240301", "end": "20240331", "rm": "bracket", "rb": "[[3,1]]"},
             "rb",
         ),
+        (
+            "/api/2/retention",
+            {"se": "_all", "re": "_all", "start": "20240301", "end": "20240331", "rm": "bracket", "rb": "[[0,1000000]]"},
+            "rb",
+        ),
         ("/api/2/retention", {"se": "_new", "re": "_all", "start": "20240301", "end": "20240331", "i": "14"}, "i"),
         (
             "/api/2/retention",

@@ -50,6 +50,8 @@ def _brackets(q: RetentionQuery, k_max: int) -> list[tuple[int, int]]:
         for lo, hi in q.brackets:
             if not 0 <= lo < hi:
                 raise QueryError("rb", f"bracket [{lo},{hi}] needs 0 <= lo < hi (hi is exclusive)")
+            if hi > MAX_INTERVALS:
+                raise QueryError("rb", f"bracket [{lo},{hi}] ends past interval {MAX_INTERVALS}, the most offered")
         return list(q.brackets)
     return [(k, k + 1) for k in range(k_max)]
 

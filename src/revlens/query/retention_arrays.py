@@ -13,7 +13,9 @@ so every per-user figure is a plain array indexed by it:
 3. the (user, interval) pairs as a boolean matrix with one row per cohort member, rows ordered by
    cohort, so a cohort's counts are the column sums of its block of rows (`numpy.add.reduceat`).
 
-Same answers as the SQL form, which stays for group-bys and `_new` (the property tests run both).
+Same answers as the SQL form, which stays for group-bys, `_new`, cohort segments and retention on
+one event type, where it is as quick (`applies`; the property tests run every query through both).
+The matrix takes members × intervals bytes: at most 120 MB for a million members and 120 intervals.
 """
 
 from __future__ import annotations
