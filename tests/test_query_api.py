@@ -165,7 +165,14 @@ def test_bad_segmentation_parameters_name_the_parameter(two_projects, params: di
         ),
         (
             "/api/2/retention",
-            {"se": "_all", "re": "_all", "start": "20240301", "end": "20240331", "rm": "bracket", "rb": "[[0,1000000]]"},
+            {
+                "se": "_all",
+                "re": "_all",
+                "start": "20240301",
+                "end": "20240331",
+                "rm": "bracket",
+                "rb": "[[0,1000000]]",
+            },
             "rb",
         ),
         ("/api/2/retention", {"se": "_new", "re": "_all", "start": "20240301", "end": "20240331", "i": "14"}, "i"),
