@@ -175,6 +175,24 @@ def test_bad_segmentation_parameters_name_the_parameter(two_projects, params: di
             },
             "rb",
         ),
+        (
+            "/api/2/retention",
+            {"se": "_all", "re": "_all", "start": "99991230", "end": "99991230", "rm": "rolling"},
+            "end",
+        ),
+        ("/api/2/retention", {"se": "_all", "re": "_all", "start": "00010101", "end": "00010101"}, "start"),
+        (
+            "/api/2/retention",
+            {
+                "se": "_all",
+                "re": "_all",
+                "start": "20240301",
+                "end": "20240331",
+                "rm": "bracket",
+                "rb": json.dumps([[0, 1]] * 121),
+            },
+            "rb",
+        ),
         ("/api/2/retention", {"se": "_new", "re": "_all", "start": "20240301", "end": "20240331", "i": "14"}, "i"),
         (
             "/api/2/retention",

@@ -787,7 +787,9 @@ def ret_setups(draw: st.DrawFn) -> tuple[Log, RetQuery, datetime]:
     new = draw(st.integers(0, 4)) == 0
     plain = st.builds(EventSpec, event_type=st.sampled_from([*log.types, "_active", "_all"]))
     filtered = st.builds(
-        EventSpec, event_type=st.sampled_from(log.types), filters=st.lists(filters(), min_size=1, max_size=2)
+        EventSpec,
+        event_type=st.sampled_from([*log.types, "_all", "_active"]),
+        filters=st.lists(filters(), min_size=1, max_size=2),
     )
     mode = draw(st.sampled_from(["n-day", "rolling", "bracket"]))
     brackets: list[tuple[int, int]] = []
@@ -855,7 +857,11 @@ def dense_ret_setups(draw: st.DrawFn) -> tuple[Log, RetQuery, datetime]:
                 max_size=3,
             )
         )
-    event = st.builds(EventSpec, event_type=st.sampled_from([log.types[0], "_all", "_active"]))
+    event = st.builds(
+        EventSpec,
+        event_type=st.sampled_from([log.types[0], "_all", "_active"]),
+        filters=st.lists(filters(), max_size=1) if draw(st.integers(0, 3)) == 0 else st.just([]),
+    )
     q = RetQuery(
         start_event=draw(event),
         return_event=draw(event),

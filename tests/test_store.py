@@ -15,6 +15,8 @@ from pyroaring import BitMap
 from revlens.ingest import loader as loader_module
 from revlens.ingest.loader import Counters, Loader
 from revlens.normalize import AnalyticsEvent
+from revlens.query import params, retention
+from revlens.query.context import QueryContext
 from revlens.store.duckdb_store import DB_FILE, DuckDBStore
 from revlens.store.models import STORED, Delivery, LoadBatch
 from revlens.store.writes import DAILY_TOTALS
@@ -381,5 +383,46 @@ def test_user_set_reads_a_column_of_ids_as_a_bitmap(tmp_path: Path) -> None:
         assert store.user_set(sql, {"ids": []}) == BitMap()
         with pytest.raises(ValueError, match="NULL"):
             store.user_set(sql, {"ids": [1, None]})
+    finally:
+        store.close()
+
+
+def test_replaced_events_register_their_users(tmp_path: Path) -> None:
+    """A re-converted event that now names another user (identity links changed) makes that user
+    known and moves their first event time earlier, as a load would: retention, whose array form
+    skips users first seen after its range, still counts them."""
+    store = DuckDBStore(tmp_path)
+    try:
+        project, _ = store.create_project("p", "USD", "UTC")
+        batch = _batch(project.pid, 0, 2)
+        late, early = (
+            replace(e, time=e.time + timedelta(days=d), local_time=e.local_time + timedelta(days=d))
+            for e, d in (
+                (batch.events[0][2], 19),
+                (batch.events[1][2], 4),
+            )
+        )
+        store.load(
+            replace(
+                batch,
+                events=[
+                    (project.pid, "we_1", replace(late, user_id="u1")),
+                    (project.pid, "we_1", replace(early, user_id="u2")),
+                ],
+            )
+        )
+        store.replace_events(
+            [(project.pid, "we_1", replace(early, user_id="u1")), (project.pid, "we_1", replace(late, user_id="u3"))]
+        )
+        first = dict(store.execute("SELECT user_id, first_time FROM users WHERE pid = ?", [project.pid]))
+        assert first["u1"] == early.time.replace(tzinfo=None)
+        assert "u3" in first
+        assert store.execute("SELECT count(*) FROM events WHERE user_idx IS NULL") == [(0,)]
+
+        ctx = QueryContext(store=store, pid=project.pid, timezone="UTC", now=datetime(2026, 3, 1))
+        asked = params.retention({"se": "_all", "re": "_all", "start": "20260101", "end": "20260110", "intervals": "1"})
+        for arrays in (False, True):
+            got = retention.run(asked, ctx, arrays=arrays)["series"][0]["values"]
+            assert {day: [c["count"] for c in cells] for day, cells in got.items()} == {"2026-01-05": [1, 1]}
     finally:
         store.close()

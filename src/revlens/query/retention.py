@@ -19,19 +19,20 @@ later, week 1) and 20 days later (week 2): she counts in weeks 0, 1 and 2.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlglot import exp
 
 from revlens.query import retention_arrays
 from revlens.query.context import QueryContext
-from revlens.query.models import EventSpec, Interval, QueryError, RetentionMode, RetentionQuery
-from revlens.query.retention_arrays import CountRow, SizeRow
-from revlens.query.sql import ANY_EVENT, and_, col, paren
+from revlens.query.models import Interval, QueryError, RetentionMode, RetentionQuery
+from revlens.query.retention_arrays import MICROS_PER_DAY, CountRow, SizeRow
+from revlens.query.sql import and_, col, paren
 from revlens.query.timeaxis import UNIT, range_bounds, step, truncate
 
-MICROS_PER_DAY = 86_400_000_000
+# Cohort dates: returns are read up to ten years after the range, and a day around it.
+EARLIEST, LATEST = date(1900, 1, 1), date(9899, 12, 31)
 INTERVALS = {1: Interval.daily, 7: Interval.weekly, 30: Interval.monthly}
 MAX_INTERVALS = 120
 
@@ -47,6 +48,8 @@ def _brackets(q: RetentionQuery, k_max: int) -> list[tuple[int, int]]:
     if q.mode == RetentionMode.bracket:
         if not q.brackets:
             raise QueryError("rb", "required when rm=bracket, e.g. [[0,1],[1,4]]")
+        if len(q.brackets) > MAX_INTERVALS:
+            raise QueryError("rb", f"at most {MAX_INTERVALS} brackets")
         for lo, hi in q.brackets:
             if not 0 <= lo < hi:
                 raise QueryError("rb", f"bracket [{lo},{hi}] needs 0 <= lo < hi (hi is exclusive)")
@@ -65,6 +68,10 @@ def run(q: RetentionQuery, ctx: QueryContext, *, arrays: bool | None = None) -> 
     unit = UNIT[INTERVALS[q.interval]]
     k_max = _count_intervals(q)
     brackets = _brackets(q, k_max)
+    if q.start < EARLIEST:
+        raise QueryError("start", f"must be {EARLIEST:%Y%m%d} or later")
+    if q.end > LATEST:
+        raise QueryError("end", f"must be {LATEST:%Y%m%d} or earlier")
     lo, hi = range_bounds(q.start, q.end)
     use_arrays = retention_arrays.applies(q) if arrays is None else arrays and retention_arrays.can_answer(q)
     if use_arrays:
@@ -110,7 +117,7 @@ def _cells_sql(
             )
         )
     else:
-        spec = q.start_event if q.start_event.event_type not in ("_active",) else EventSpec(event_type="_all")
+        spec = retention_arrays.any_as_all(q.start_event)
         starts = (
             exp.select(
                 col("user_idx"),
@@ -132,7 +139,7 @@ def _cells_sql(
         )
 
     # Which interval each return falls in, for each user.
-    ret = q.return_event if q.return_event.event_type not in ANY_EVENT else EventSpec(event_type="_all")
+    ret = retention_arrays.any_as_all(q.return_event)
     window = q.interval * MICROS_PER_DAY
     if q.calendar:
         k_expr: exp.Expression = exp.DateDiff(

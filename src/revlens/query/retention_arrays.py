@@ -13,9 +13,10 @@ so every per-user figure is a plain array indexed by it:
 3. the (user, interval) pairs as a boolean matrix with one row per cohort member, rows ordered by
    cohort, so a cohort's counts are the column sums of its block of rows (`numpy.add.reduceat`).
 
-Same answers as the SQL form, which stays for group-bys, `_new`, cohort segments and retention on
-one event type, where it is as quick (`applies`; the property tests run every query through both).
-The matrix takes members × intervals bytes: at most 120 MB for a million members and 120 intervals.
+Same answers as the SQL form, which stays for group-bys, `_new`, cohort segments and Return On
+(or brackets) of one event type, where it is as quick (`applies`; the property tests run every query
+through both). The matrix takes members × intervals bytes: at most 120 MB for a million members and
+120 intervals.
 """
 
 from __future__ import annotations
@@ -26,15 +27,21 @@ import numpy as np
 from sqlglot import exp
 
 from revlens.query.context import QueryContext
-from revlens.query.models import RetentionMode, RetentionQuery
+from revlens.query.models import EventSpec, RetentionMode, RetentionQuery
 from revlens.query.sql import ANY_EVENT, Compiler, and_, col, or_, paren
 from revlens.query.timeaxis import step, truncate
 
+MICROS_PER_DAY = 86_400_000_000
 NO_TIME = np.iinfo(np.int64).max
 NO_BUCKET = np.iinfo(np.int32).max
 
 SizeRow = tuple[datetime, str, int]
 CountRow = tuple[datetime, str, int, int]
+
+
+def any_as_all(spec: EventSpec) -> EventSpec:
+    """`_active` counts as `_all` here (every event is an active one); filters stay."""
+    return spec if spec.event_type not in ANY_EVENT else spec.model_copy(update={"event_type": "_all"})
 
 
 def can_answer(q: RetentionQuery) -> bool:
@@ -46,9 +53,9 @@ def can_answer(q: RetentionQuery) -> bool:
 
 def applies(q: RetentionQuery) -> bool:
     """Whether to use the array form: where it can answer and there are many rows to join, a start
-    or return on any event, or returns at any later time (`rm=rolling`). For one event type of
-    ten, DuckDB's join of a few hundred thousand rows is quicker than the fixed cost of the arrays
-    (a few as long as the project has users; docs/benchmarks.md)."""
+    or return on any event, or returns at any later time (`rm=rolling`). For Return On a single
+    event type of ten, DuckDB's join of a few hundred thousand rows is as quick as the arrays,
+    whose fixed cost is a few arrays as long as the project has users (docs/benchmarks.md)."""
     any_event = q.start_event.event_type in ANY_EVENT or q.return_event.event_type in ANY_EVENT
     return can_answer(q) and (any_event or q.mode == RetentionMode.rolling)
 
@@ -66,17 +73,8 @@ def cells(
     c = ctx.compiler()
     anchor = truncate(lo, unit)
     horizon = max(b_hi for _, b_hi in brackets)
-    window = q.interval * 86_400_000_000
-    start_spec = (
-        q.start_event
-        if q.start_event.event_type not in ANY_EVENT
-        else q.start_event.model_copy(update={"event_type": "_all"})
-    )
-    ret_spec = (
-        q.return_event
-        if q.return_event.event_type not in ANY_EVENT
-        else q.return_event.model_copy(update={"event_type": "_all"})
-    )
+    window = q.interval * MICROS_PER_DAY
+    start_spec, ret_spec = any_as_all(q.start_event), any_as_all(q.return_event)
     # Rows read: every row that can be a start or a return. The constant bounds on local_time (they
     # contain the range of starts) and, when both are the same event, its conditions stay outside
     # the OR, where the scan can skip row groups by them.
@@ -147,8 +145,8 @@ def cells(
     if not len(members):
         return [], []
     member_cohort = cohort[members]
-    # Members in cohort order. Buckets fit in 16 bits (retention ranges are at most a few years),
-    # where numpy's stable sort is a radix sort.
+    # Members in cohort order. Buckets usually fit in 16 bits (under 32,768 days, weeks or months
+    # from the first), where numpy's stable sort is a radix sort.
     narrow = np.int16 if int(member_cohort.max()) < 2**15 else np.int32
     order = np.argsort(member_cohort.astype(narrow), kind="stable")
     members, member_cohort = members[order], member_cohort[order]
@@ -175,6 +173,8 @@ def cells(
             valid &= k < horizon
         k = k[valid]
     else:
+        # In place: `first` is not needed again. Where there is no start (t0 = NO_TIME) this can
+        # wrap around, but `valid` is already false there.
         since = np.subtract(ret_times, first, out=first)
         if q.mode != RetentionMode.rolling:
             valid &= since < horizon * window
@@ -194,10 +194,9 @@ def cells(
         if q.mode == RetentionMode.n_day:
             matrix = seen
         else:
-            through = np.cumsum(seen, axis=1, dtype=np.int32)
-            before = np.zeros((len(members), 1), dtype=np.int32)
-            running = np.hstack([before, through])  # running[:, i] = returns in intervals below i
-            matrix = np.stack([running[:, b_hi] > running[:, b_lo] for b_lo, b_hi in brackets], axis=1)
+            matrix = np.empty((len(members), len(brackets)), dtype=np.bool_)
+            for j, (b_lo, b_hi) in enumerate(brackets):
+                seen[:, b_lo:b_hi].any(axis=1, out=matrix[:, j])
     counts = np.add.reduceat(matrix, block_starts, axis=0, dtype=np.int64)
 
     size_rows: list[SizeRow] = []
@@ -228,5 +227,7 @@ def return_bounds(
         span_days = per_interval * horizon + (31 if q.calendar else 0)
         bounds.append(exp.LT(this=col("local_time", table), expression=c.bind(hi + timedelta(days=span_days + 1))))
     if first_seen and c.first_moves is not None and not c.first_moves():
-        bounds.append(exp.LT(this=col("user_first_time", table), expression=c.bind(hi + timedelta(days=1))))
+        seen_before = exp.LT(this=col("user_first_time", table), expression=c.bind(hi + timedelta(days=1)))
+        unknown = exp.Is(this=col("user_first_time", table), expression=exp.null())  # bulk loads may leave it
+        bounds.append(paren(or_(seen_before, unknown)))
     return bounds

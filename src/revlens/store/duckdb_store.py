@@ -33,7 +33,7 @@ from revlens.store.models import (
     Project,
 )
 from revlens.store.schema import SCHEMA_VERSION, STATEMENTS
-from revlens.store.writes import events_table, fill_user_first_times, rebuild_summaries, write_batch
+from revlens.store.writes import events_table, fill_user_first_times, rebuild_summaries, register_users, write_batch
 
 DB_FILE = "revlens.duckdb"
 # Write the WAL into the database file every 8 MB: data not yet checkpointed is held in memory
@@ -412,6 +412,9 @@ class DuckDBStore:
             return 0
         with self.transaction() as cur:
             cur.register("new_events", events_table(events))
+            # A new version may name another user (identity links changed): a new one gets an id,
+            # and an earlier event moves the user's first event time as on any load.
+            register_users(cur, "new_events")
             cur.execute("DELETE FROM events WHERE (pid, insert_id) IN (SELECT (pid, insert_id) FROM new_events)")
             cur.execute(
                 "INSERT INTO events BY NAME SELECT n.*, u.user_idx, u.first_seen_time AS user_first_time FROM new_events n "

@@ -175,25 +175,31 @@ def _add_attempts(cur: duckdb.DuckDBPyConnection, repeats: dict[tuple[int, str],
     cur.unregister("repeat_deliveries")
 
 
-def _insert_events(cur: duckdb.DuckDBPyConnection, events: list[tuple[int, str, Any]]) -> None:
-    """Insert analytics events, registering new users (compact ids, first-event times) on the way."""
-    if not events:
-        return
-    cur.register("batch_events", events_table(events))
-    # A new user's first event is also their first seen one (`first_seen_time`, never updated);
-    # every event carries its user's first seen time (store/schema.py).
+def register_users(cur: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Give the users of the events in `table` (a registered batch) compact ids, and move a known
+    user's first event time earlier when the batch holds an earlier one. A new user's first event
+    is also their first seen one (`first_seen_time`, never updated); every event carries its user's
+    first seen time (store/schema.py). `table` is a name from this package, never a value."""
     cur.execute(
-        """
+        f"""
         INSERT INTO users BY POSITION
         SELECT b.pid,
                coalesce((SELECT max(u.user_idx) FROM users u WHERE u.pid = b.pid), 0)
                    + row_number() OVER (PARTITION BY b.pid ORDER BY min(b.time), b.user_id),
                b.user_id, min(b.time), min(b.local_time), min(b.time)
-        FROM batch_events b WHERE b.user_id IS NOT NULL GROUP BY b.pid, b.user_id
+        FROM {table} b WHERE b.user_id IS NOT NULL GROUP BY b.pid, b.user_id
         ON CONFLICT DO UPDATE SET first_time = least(users.first_time, excluded.first_time),
                                   first_local_time = least(users.first_local_time, excluded.first_local_time)
         """
     )
+
+
+def _insert_events(cur: duckdb.DuckDBPyConnection, events: list[tuple[int, str, Any]]) -> None:
+    """Insert analytics events, registering new users (compact ids, first-event times) on the way."""
+    if not events:
+        return
+    cur.register("batch_events", events_table(events))
+    register_users(cur, "batch_events")
     # The batch with its users' compact ids and first seen times, joined once for the events and
     # their user sets.
     cur.execute(
