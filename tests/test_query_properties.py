@@ -842,8 +842,8 @@ def test_retention_matches_reference(stores: Stores, setup: tuple[Log, RetQuery,
 
 @st.composite
 def dense_ret_setups(draw: st.DrawFn) -> tuple[Log, RetQuery, datetime]:
-    """Retention on whole logs: starts and returns on any event or on one type, over a range that
-    holds most of the log, so that most examples have cohorts with returns in several intervals
+    """Retention on whole logs: starts on any event, on one type or of new users, returns on any
+    event or on one type, over a range that holds most of the log, so that most examples have cohorts with returns in several intervals
     (ret_setups' filtered shapes often leave the cohort empty)."""
     log = draw(logs())
     interval = draw(st.sampled_from([1, 7, 30]))
@@ -863,7 +863,7 @@ def dense_ret_setups(draw: st.DrawFn) -> tuple[Log, RetQuery, datetime]:
         filters=st.lists(filters(), max_size=1) if draw(st.integers(0, 3)) == 0 else st.just([]),
     )
     q = RetQuery(
-        start_event=draw(event),
+        start_event=EventSpec(event_type="_new") if draw(st.integers(0, 4)) == 0 else draw(event),
         return_event=draw(event),
         start=log.era - timedelta(days=draw(st.integers(0, 2))),
         end=log.era + timedelta(days=draw(st.integers(3, 12))),
@@ -1042,6 +1042,24 @@ def test_retention_window_ends_before_its_last_instant(stores: Stores, arrays: b
             got = retention.run(params.retention(_ret_params(rq)), ctx, arrays=arrays)
             assert [c["count"] for c in got["series"][0]["values"]["2024-03-04"]] == [2, 2, 1]
             same(got, ref.retention(world, rq), log, _ret_params(rq))
+    finally:
+        stores.close()
+
+
+@pytest.mark.parametrize("arrays", [False, True])
+def test_new_user_cohort_is_their_local_week(stores: Stores, arrays: bool) -> None:
+    """A new user whose first event is Sunday 23:30 in New York (Monday 03:30 UTC) joins the weekly
+    cohort of the week that Sunday ends, in the project's time zone, not the UTC week after it."""
+    first = datetime(2024, 3, 11, 3, 30)  # Sunday 2024-03-10 23:30 EDT
+    events = [_ev(0, "u1", "x", first, NEW_YORK), _ev(1, "u1", "x", first + timedelta(days=8), NEW_YORK)]
+    try:
+        ctx, world, log = _fixed(stores, events, NEW_YORK)
+        rq = RetQuery(
+            EventSpec(event_type="_new"), EventSpec(event_type="_all"), date(2024, 3, 4), date(2024, 3, 17), interval=7
+        )
+        got = retention.run(params.retention(_ret_params(rq)), ctx, arrays=arrays)
+        assert got["series"][0]["dates"] == ["2024-03-04"]
+        same(got, ref.retention(world, rq), log, _ret_params(rq))
     finally:
         stores.close()
 

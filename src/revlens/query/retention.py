@@ -72,6 +72,10 @@ def run(q: RetentionQuery, ctx: QueryContext, *, arrays: bool | None = None) -> 
         raise QueryError("start", f"must be {EARLIEST:%Y%m%d} or later")
     if q.end > LATEST:
         raise QueryError("end", f"must be {LATEST:%Y%m%d} or earlier")
+    if q.start_event.event_type == "_new" and (
+        q.segment.filters or q.segment.cohorts or q.segment.not_cohorts or q.group_by
+    ):
+        raise QueryError("se", "_new retention takes no segment or group-by here")
     lo, hi = range_bounds(q.start, q.end)
     use_arrays = retention_arrays.applies(q) if arrays is None else arrays and retention_arrays.can_answer(q)
     if use_arrays:
@@ -99,8 +103,6 @@ def _cells_sql(
         return keys(table) if grouped else [col("cohort", table), exp.Literal.string("").as_("grp")]
 
     if q.start_event.event_type == "_new":
-        if q.segment.filters or q.segment.cohorts or q.segment.not_cohorts or q.group_by:
-            raise QueryError("se", "_new retention takes no segment or group-by here")
         starts = (
             exp.select(
                 col("user_idx", "u"),

@@ -4,8 +4,9 @@ The SQL form of retention (retention.py) joins each user's start with their retu
 distinct (user, interval) pairs: two hash tables over millions of rows, and the larger part of the
 time of a retention on every event (docs/benchmarks.md). Here one statement reads the rows that
 can matter — the start events in the range and the return events that can fall in a counted
-interval — as arrays: user, time, and the bucket of the local time. `user_idx` is dense per project,
-so every per-user figure is a plain array indexed by it:
+interval — as arrays: user, time, and the bucket of the local time (for `se=_new`, the new users
+come from `users` and a second statement reads the returns). `user_idx` is dense per project, so
+every per-user figure is a plain array indexed by it:
 
 1. each user's first start (`t0`) and cohort bucket: `numpy.minimum.at` over the start rows;
 2. each return row's interval: from `time - t0[user]` (24-hour / 7-day / 30-day windows) or from the
@@ -13,14 +14,15 @@ so every per-user figure is a plain array indexed by it:
 3. the (user, interval) pairs as a boolean matrix with one row per cohort member, rows ordered by
    cohort, so a cohort's counts are the column sums of its block of rows (`numpy.add.reduceat`).
 
-Same answers as the SQL form, which stays for group-bys, `_new`, cohort segments and Return On
-(or brackets) of one event type, where it is as quick (`applies`; the property tests run every query
+Same answers as the SQL form, which stays for group-bys, cohort segments and Return On (or
+brackets) of one event type, where it is as quick (`applies`; the property tests run every query
 through both). The matrix takes members × intervals bytes: at most 120 MB for a million members and
 120 intervals.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -45,10 +47,10 @@ def any_as_all(spec: EventSpec) -> EventSpec:
 
 
 def can_answer(q: RetentionQuery) -> bool:
-    """The array form answers ungrouped retention from start events: not `_new` (it starts from the
-    users table) and not within cohorts (their subqueries would run once per use of the condition)."""
+    """The array form answers ungrouped retention, and not within cohorts (their subqueries would
+    run once per use of the condition)."""
     seg = q.segment
-    return not q.group_by and q.start_event.event_type != "_new" and not seg.cohorts and not seg.not_cohorts
+    return not q.group_by and not seg.cohorts and not seg.not_cohorts
 
 
 def applies(q: RetentionQuery) -> bool:
@@ -58,6 +60,19 @@ def applies(q: RetentionQuery) -> bool:
     whose fixed cost is a few arrays as long as the project has users (docs/benchmarks.md)."""
     any_event = q.start_event.event_type in ANY_EVENT or q.return_event.event_type in ANY_EVENT
     return can_answer(q) and (any_event or q.mode == RetentionMode.rolling)
+
+
+@dataclass(slots=True)
+class _Rows:
+    """What the scan gives: the start rows (user, time, local bucket) and the return rows (user,
+    time, and the local bucket for calendar intervals)."""
+
+    start_users: np.ndarray
+    start_times: np.ndarray
+    start_buckets: np.ndarray
+    ret_users: np.ndarray
+    ret_times: np.ndarray
+    ret_buckets: np.ndarray | None
 
 
 def cells(
@@ -74,73 +89,17 @@ def cells(
     anchor = truncate(lo, unit)
     horizon = max(b_hi for _, b_hi in brackets)
     window = q.interval * MICROS_PER_DAY
-    start_spec, ret_spec = any_as_all(q.start_event), any_as_all(q.return_event)
-    # Rows read: every row that can be a start or a return. The constant bounds on local_time (they
-    # contain the range of starts) and, when both are the same event, its conditions stay outside
-    # the OR, where the scan can skip row groups by them.
-    where = [
-        exp.EQ(this=col("pid"), expression=c.bind(ctx.pid)),
-        exp.Not(this=exp.Is(this=col("user_idx"), expression=exp.null())),
-        *return_bounds(c, q, horizon, lo, hi, "e", first_seen=True),
-    ]
-    is_start = and_(c.time_range(lo, hi), *c.segment(q.segment))
-    is_return: exp.Expression | None = None  # None: every row read is a return
-    if ret_spec == start_spec:
-        where.append(c.event_match(start_spec))
-    elif ret_spec.event_type == "_all" and not ret_spec.filters:
-        is_start = and_(c.event_match(start_spec), is_start)
-    else:
-        is_start = and_(c.event_match(start_spec), is_start)
-        is_return = c.event_match(ret_spec)
-        where.append(or_(paren(is_start.copy()), paren(is_return.copy())))
-
-    def flag(condition: exp.Expression) -> exp.Expression:
-        # A condition on a missing property is NULL; as a column it has to be false, not masked.
-        return exp.func("coalesce", paren(condition), exp.false())
-
-    def bucket() -> exp.Expression:
-        local_bucket = exp.func("date_trunc", exp.Literal.string(unit), col("local_time"))
-        return exp.DateDiff(this=local_bucket, expression=c.bind(anchor), unit=exp.var(unit.upper()))
-
-    columns: list[exp.Expression] = [
-        col("user_idx").as_("u"),
-        exp.func("epoch_us", col("time")).as_("t"),
-    ]
-    if q.calendar:
-        columns += [exp.cast(bucket(), "INT").as_("b"), flag(is_start).as_("s")]
-    else:
-        # The bucket only matters for starts: -1 marks every other row.
-        start_bucket_sql = exp.Case(ifs=[exp.If(this=is_start, true=bucket())], default=exp.Literal.number(-1))
-        columns.append(exp.cast(start_bucket_sql, "INT").as_("c"))
-    if is_return is not None:
-        columns.append(flag(is_return).as_("r"))
-    statement = (
-        exp.select(*columns, copy=False)
-        .from_(exp.to_table("events").as_("e"), copy=False)
-        .where(and_(*where), copy=False)
-    )
-    arrays = ctx.columns(c, statement)
-    if not len(arrays["u"]):
+    reader = _new_user_rows if q.start_event.event_type == "_new" else _event_rows
+    rows = reader(q, ctx, c, unit, anchor, horizon, lo, hi)
+    if rows is None:
         return [], []
-    # As numpy's index type: `take` and `ufunc.at` with int32 indices convert them on every call.
-    users = np.asarray(arrays["u"]).astype(np.intp)
-    times = np.asarray(arrays["t"])
-    if q.calendar:
-        row_bucket = np.asarray(arrays["b"])
-        starts = np.asarray(arrays["s"])
-        start_bucket = row_bucket[starts]
-    else:
-        start_col = np.asarray(arrays["c"])
-        starts = start_col >= 0
-        start_bucket = start_col[starts]
 
     # 1. Each user's first start and cohort (the bucket of their earliest local start time).
-    n_users = int(users.max()) + 1
-    start_users = users[starts]
+    n_users = int(max(rows.start_users.max(), rows.ret_users.max(initial=0))) + 1
     t0 = np.full(n_users, NO_TIME, dtype=np.int64)
-    np.minimum.at(t0, start_users, times[starts])
+    np.minimum.at(t0, rows.start_users, rows.start_times)
     cohort = np.full(n_users, NO_BUCKET, dtype=np.int32)
-    np.minimum.at(cohort, start_users, start_bucket)
+    np.minimum.at(cohort, rows.start_users, rows.start_buckets)
     members = np.flatnonzero(cohort != NO_BUCKET)
     if not len(members):
         return [], []
@@ -156,13 +115,7 @@ def cells(
 
     # 2. The interval of each return at or after the user's first start (never for a user without a
     # start: their t0 is NO_TIME).
-    if is_return is None:
-        ret_users, ret_times = users, times
-        ret_bucket = row_bucket if q.calendar else None
-    else:
-        returns = np.asarray(arrays["r"])
-        ret_users, ret_times = users[returns], times[returns]
-        ret_bucket = row_bucket[returns] if q.calendar else None
+    ret_users, ret_times, ret_bucket = rows.ret_users, rows.ret_times, rows.ret_buckets
     first = t0.take(ret_users)
     valid = ret_times >= first
     if ret_bucket is not None:
@@ -208,6 +161,144 @@ def cells(
             if n:
                 count_rows.append((when, "", j, n))
     return size_rows, count_rows
+
+
+def _bucket(c: Compiler, unit: str, anchor: datetime, column: exp.Expression) -> exp.Expression:
+    """The number of the local bucket (day, week, month) of `column`, from the range's first."""
+    local_bucket = exp.func("date_trunc", exp.Literal.string(unit), column)
+    return exp.cast(exp.DateDiff(this=local_bucket, expression=c.bind(anchor), unit=exp.var(unit.upper())), "INT")
+
+
+def _flag(condition: exp.Expression) -> exp.Expression:
+    """A condition as a column: false, not NULL (masked), where it reads a missing property."""
+    return exp.func("coalesce", paren(condition), exp.false())
+
+
+def _event_rows(
+    q: RetentionQuery,
+    ctx: QueryContext,
+    c: Compiler,
+    unit: str,
+    anchor: datetime,
+    horizon: int,
+    lo: datetime,
+    hi: datetime,
+) -> _Rows | None:
+    """Starts and returns from one scan of `events`: every row that can be either."""
+    start_spec, ret_spec = any_as_all(q.start_event), any_as_all(q.return_event)
+    # The constant bounds on local_time (they contain the range of starts) and, when both are the
+    # same event, its conditions stay outside the OR, where the scan can skip row groups by them.
+    where = [
+        exp.EQ(this=col("pid"), expression=c.bind(ctx.pid)),
+        exp.Not(this=exp.Is(this=col("user_idx"), expression=exp.null())),
+        *return_bounds(c, q, horizon, lo, hi, "e", first_seen=True),
+    ]
+    is_start = and_(c.time_range(lo, hi), *c.segment(q.segment))
+    is_return: exp.Expression | None = None  # None: every row read is a return
+    if ret_spec == start_spec:
+        where.append(c.event_match(start_spec))
+    elif ret_spec.event_type == "_all" and not ret_spec.filters:
+        is_start = and_(c.event_match(start_spec), is_start)
+    else:
+        is_start = and_(c.event_match(start_spec), is_start)
+        is_return = c.event_match(ret_spec)
+        where.append(or_(paren(is_start.copy()), paren(is_return.copy())))
+    columns: list[exp.Expression] = [col("user_idx").as_("u"), exp.func("epoch_us", col("time")).as_("t")]
+    if q.calendar:
+        columns += [_bucket(c, unit, anchor, col("local_time")).as_("b"), _flag(is_start).as_("s")]
+    else:
+        # The bucket only matters for starts: -1 marks every other row.
+        start_bucket = exp.Case(
+            ifs=[exp.If(this=is_start, true=_bucket(c, unit, anchor, col("local_time")))],
+            default=exp.Literal.number(-1),
+        )
+        columns.append(start_bucket.as_("c"))
+    if is_return is not None:
+        columns.append(_flag(is_return).as_("r"))
+    statement = exp.select(*columns, copy=False).from_(exp.to_table("events").as_("e"), copy=False)
+    arrays = ctx.columns(c, statement.where(and_(*where), copy=False))
+    if not len(arrays["u"]):
+        return None
+    # As numpy's index type: `take` and `ufunc.at` with int32 indices convert them on every call.
+    users = np.asarray(arrays["u"]).astype(np.intp)
+    times = np.asarray(arrays["t"])
+    if q.calendar:
+        row_bucket: np.ndarray | None = np.asarray(arrays["b"])
+        starts = np.asarray(arrays["s"])
+        start_buckets = np.asarray(arrays["b"])[starts]
+    else:
+        row_bucket = None
+        start_col = np.asarray(arrays["c"])
+        starts = start_col >= 0
+        start_buckets = start_col[starts]
+    if not starts.any():
+        return None
+    if is_return is None:
+        return _Rows(users[starts], times[starts], start_buckets, users, times, row_bucket)
+    returns = np.asarray(arrays["r"])
+    ret_buckets = row_bucket[returns] if row_bucket is not None else None
+    return _Rows(users[starts], times[starts], start_buckets, users[returns], times[returns], ret_buckets)
+
+
+def _new_user_rows(
+    q: RetentionQuery,
+    ctx: QueryContext,
+    c: Compiler,
+    unit: str,
+    anchor: datetime,
+    horizon: int,
+    lo: datetime,
+    hi: datetime,
+) -> _Rows | None:
+    """Starts of `se=_new`, the users whose first event falls in the range (from `users`), and
+    their returns (from `events`). A new user was first seen no earlier than their first event,
+    so only rows of users first seen from a day before the range are read."""
+    new_users = (
+        exp.select(
+            col("user_idx", "u").as_("u"),
+            exp.func("epoch_us", col("first_time", "u")).as_("t"),
+            _bucket(c, unit, anchor, col("first_local_time", "u")).as_("c"),
+            copy=False,
+        )
+        .from_(exp.to_table("users").as_("u"), copy=False)
+        .where(
+            and_(
+                exp.EQ(this=col("pid", "u"), expression=c.bind(ctx.pid)),
+                c.time_range(lo, hi, "first_local_time", "u"),
+            ),
+            copy=False,
+        )
+    )
+    starts = ctx.columns(c, new_users)
+    if not len(starts["u"]):
+        return None
+    first_seen = col("user_first_time")
+    not_before = exp.GTE(this=first_seen, expression=c.bind(lo - timedelta(days=1)))
+    columns: list[exp.Expression] = [col("user_idx").as_("u"), exp.func("epoch_us", col("time")).as_("t")]
+    if q.calendar:
+        columns.append(_bucket(c, unit, anchor, col("local_time")).as_("b"))
+    returns = (
+        exp.select(*columns, copy=False)
+        .from_(exp.to_table("events").as_("e"), copy=False)
+        .where(
+            and_(
+                c.event_match(any_as_all(q.return_event)),
+                exp.Not(this=exp.Is(this=col("user_idx"), expression=exp.null())),
+                *return_bounds(c, q, horizon, lo, hi, "e", first_seen=True),
+                paren(or_(not_before, exp.Is(this=first_seen.copy(), expression=exp.null()))),
+            ),
+            copy=False,
+        )
+    )
+    rets = ctx.columns(c, returns)
+    return _Rows(
+        np.asarray(starts["u"]).astype(np.intp),
+        np.asarray(starts["t"]),
+        np.asarray(starts["c"]),
+        np.asarray(rets["u"]).astype(np.intp),
+        np.asarray(rets["t"]),
+        np.asarray(rets["b"]) if q.calendar else None,
+    )
 
 
 def return_bounds(
