@@ -184,6 +184,28 @@ def test_bad_segmentation_parameters_name_the_parameter(two_projects, params: di
         (
             "/api/2/retention",
             {
+                "se": json.dumps(
+                    {
+                        "event_type": "_new",
+                        "filters": [
+                            {
+                                "subprop_type": "event",
+                                "subprop_key": "product",
+                                "subprop_op": "is",
+                                "subprop_value": ["x"],
+                            }
+                        ],
+                    }
+                ),
+                "re": "_all",
+                "start": "20240301",
+                "end": "20240331",
+            },
+            "se",
+        ),
+        (
+            "/api/2/retention",
+            {
                 "se": "_all",
                 "re": "_all",
                 "start": "20240301",

@@ -843,8 +843,9 @@ def test_retention_matches_reference(stores: Stores, setup: tuple[Log, RetQuery,
 @st.composite
 def dense_ret_setups(draw: st.DrawFn) -> tuple[Log, RetQuery, datetime]:
     """Retention on whole logs: starts on any event, on one type or of new users, returns on any
-    event or on one type, over a range that holds most of the log, so that most examples have cohorts with returns in several intervals
-    (ret_setups' filtered shapes often leave the cohort empty)."""
+    event or on one type, over a range that holds most of the log, so that most examples have
+    cohorts with returns in several intervals (ret_setups' filtered shapes often leave the cohort
+    empty)."""
     log = draw(logs())
     interval = draw(st.sampled_from([1, 7, 30]))
     mode = draw(st.sampled_from(["n-day", "rolling", "bracket"]))

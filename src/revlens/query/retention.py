@@ -31,7 +31,8 @@ from revlens.query.retention_arrays import MICROS_PER_DAY, CountRow, SizeRow
 from revlens.query.sql import and_, col, paren
 from revlens.query.timeaxis import UNIT, range_bounds, step, truncate
 
-# Cohort dates: returns are read up to ten years after the range, and a day around it.
+# Cohort dates accepted: returns are read up to about ten years after the range (120 calendar
+# months), and the range is widened by a day on each side for time-zone offsets.
 EARLIEST, LATEST = date(1900, 1, 1), date(9899, 12, 31)
 INTERVALS = {1: Interval.daily, 7: Interval.weekly, 30: Interval.monthly}
 MAX_INTERVALS = 120
@@ -72,9 +73,10 @@ def run(q: RetentionQuery, ctx: QueryContext, *, arrays: bool | None = None) -> 
         raise QueryError("start", f"must be {EARLIEST:%Y%m%d} or later")
     if q.end > LATEST:
         raise QueryError("end", f"must be {LATEST:%Y%m%d} or earlier")
-    if q.start_event.event_type == "_new" and (
-        q.segment.filters or q.segment.cohorts or q.segment.not_cohorts or q.group_by
-    ):
+    new = q.start_event
+    if new.event_type == "_new" and (new.filters or new.group_by):
+        raise QueryError("se", "_new takes no filters or group-by: it is every user new in the range")
+    if new.event_type == "_new" and (q.segment.filters or q.segment.cohorts or q.segment.not_cohorts or q.group_by):
         raise QueryError("se", "_new retention takes no segment or group-by here")
     lo, hi = range_bounds(q.start, q.end)
     use_arrays = retention_arrays.applies(q) if arrays is None else arrays and retention_arrays.can_answer(q)

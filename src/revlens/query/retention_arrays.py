@@ -251,8 +251,10 @@ def _new_user_rows(
     hi: datetime,
 ) -> _Rows | None:
     """Starts of `se=_new`, the users whose first event falls in the range (from `users`), and
-    their returns (from `events`). A new user was first seen no earlier than their first event,
-    so only rows of users first seen from a day before the range are read."""
+    their returns (from `events`). Only rows of users first seen from a day before the range are
+    read: an event's stored first seen time is never before its user's first event (that only
+    moves earlier), whose local time is in the range, so its UTC time is at most 14 hours before
+    the range starts."""
     new_users = (
         exp.select(
             col("user_idx", "u").as_("u"),
