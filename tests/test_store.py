@@ -426,3 +426,21 @@ def test_replaced_events_register_their_users(tmp_path: Path) -> None:
             assert {day: [c["count"] for c in cells] for day, cells in got.items()} == {"2026-01-05": [1, 1]}
     finally:
         store.close()
+
+
+def test_user_ids_stay_dense_across_loads(tmp_path: Path) -> None:
+    """Compact user ids are 1..n in order of arrival, with no gap for the known users of a batch:
+    queries size per-user arrays by the largest id."""
+    store = DuckDBStore(tmp_path)
+    try:
+        project, _ = store.create_project("p", "USD", "UTC")
+        events = _batch(project.pid, 0, 6).events
+        users = ["a", "b", "b", "c", "a", "d"]
+        named = [(pid, endpoint, replace(e, user_id=u)) for (pid, endpoint, e), u in zip(events, users, strict=True)]
+        for lo, hi in ((0, 2), (2, 4), (4, 6)):  # a b | b c | a d
+            store.load(replace(_batch(project.pid, lo, hi - lo), events=named[lo:hi], repeats={}))
+        ids = store.execute("SELECT user_id, user_idx FROM users WHERE pid = ? ORDER BY user_idx", [project.pid])
+        assert ids == [("a", 1), ("b", 2), ("c", 3), ("d", 4)]
+        assert store.execute("SELECT count(*) FROM events WHERE user_idx IS NULL OR user_idx < 1") == [(0,)]
+    finally:
+        store.close()

@@ -179,17 +179,30 @@ def register_users(cur: duckdb.DuckDBPyConnection, table: str) -> None:
     """Give the users of the events in `table` (a registered batch) compact ids, and move a known
     user's first event time earlier when the batch holds an earlier one. A new user's first event
     is also their first seen one (`first_seen_time`, never updated); every event carries its user's
-    first seen time (store/schema.py). `table` is a name from this package, never a value."""
+    first seen time (store/schema.py). `table` is a name from this package, never a value.
+
+    New users are inserted with the id -1, then numbered from the project's largest id: numbering
+    in the insert itself would count the batch's known users too and leave a gap for each of them
+    in every batch, where the ids must stay dense (queries size per-user arrays by the largest id).
+    The numbering finds the new rows by the zone maps of `user_idx` (they are at the table's end)."""
     cur.execute(
         f"""
         INSERT INTO users BY POSITION
-        SELECT b.pid,
-               coalesce((SELECT max(u.user_idx) FROM users u WHERE u.pid = b.pid), 0)
-                   + row_number() OVER (PARTITION BY b.pid ORDER BY min(b.time), b.user_id),
-               b.user_id, min(b.time), min(b.local_time), min(b.time)
+        SELECT b.pid, -1, b.user_id, min(b.time), min(b.local_time), min(b.time)
         FROM {table} b WHERE b.user_id IS NOT NULL GROUP BY b.pid, b.user_id
         ON CONFLICT DO UPDATE SET first_time = least(users.first_time, excluded.first_time),
                                   first_local_time = least(users.first_local_time, excluded.first_local_time)
+        """
+    )
+    cur.execute(
+        """
+        UPDATE users SET user_idx = n.idx FROM (
+            SELECT f.pid, f.user_id,
+                   greatest(coalesce((SELECT max(m.user_idx) FROM users m WHERE m.pid = f.pid), 0), 0)
+                       + row_number() OVER (PARTITION BY f.pid ORDER BY f.first_time, f.user_id) AS idx
+            FROM users f WHERE f.user_idx = -1
+        ) n
+        WHERE users.pid = n.pid AND users.user_id = n.user_id AND users.user_idx = -1
         """
     )
 
