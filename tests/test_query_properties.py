@@ -780,6 +780,17 @@ def _ret_params(q: RetQuery) -> dict[str, str]:
 
 
 @st.composite
+def retention_modes(draw: st.DrawFn, first: int, width: int) -> tuple[str, list[tuple[int, int]]]:
+    """A retention mode and, for `bracket`, one to three [from, to) brackets starting by interval
+    `first`, each at most `width` intervals wide."""
+    mode = draw(st.sampled_from(["n-day", "rolling", "bracket"]))
+    if mode != "bracket":
+        return mode, []
+    bracket = st.tuples(st.integers(0, first), st.integers(1, width)).map(lambda t: (t[0], t[0] + t[1]))
+    return mode, draw(st.lists(bracket, min_size=1, max_size=3))
+
+
+@st.composite
 def ret_setups(draw: st.DrawFn) -> tuple[Log, RetQuery, datetime]:
     log = draw(logs())
     interval = draw(st.sampled_from([1, 1, 7, 30]))
@@ -791,16 +802,7 @@ def ret_setups(draw: st.DrawFn) -> tuple[Log, RetQuery, datetime]:
         event_type=st.sampled_from([*log.types, "_all", "_active"]),
         filters=st.lists(filters(), min_size=1, max_size=2),
     )
-    mode = draw(st.sampled_from(["n-day", "rolling", "bracket"]))
-    brackets: list[tuple[int, int]] = []
-    if mode == "bracket":
-        brackets = draw(
-            st.lists(
-                st.tuples(st.integers(0, 5), st.integers(1, 4)).map(lambda t: (t[0], t[0] + t[1])),
-                min_size=1,
-                max_size=3,
-            )
-        )
+    mode, brackets = draw(retention_modes(first=5, width=4))
     q = RetQuery(
         start_event=EventSpec(event_type="_new") if new else draw(st.one_of(plain, filtered)),
         return_event=draw(st.one_of(plain, filtered)),
@@ -848,16 +850,7 @@ def dense_ret_setups(draw: st.DrawFn) -> tuple[Log, RetQuery, datetime]:
     empty)."""
     log = draw(logs())
     interval = draw(st.sampled_from([1, 7, 30]))
-    mode = draw(st.sampled_from(["n-day", "rolling", "bracket"]))
-    brackets: list[tuple[int, int]] = []
-    if mode == "bracket":
-        brackets = draw(
-            st.lists(
-                st.tuples(st.integers(0, 3), st.integers(1, 3)).map(lambda t: (t[0], t[0] + t[1])),
-                min_size=1,
-                max_size=3,
-            )
-        )
+    mode, brackets = draw(retention_modes(first=3, width=3))
     event = st.builds(
         EventSpec,
         event_type=st.sampled_from([log.types[0], "_all", "_active"]),

@@ -73,11 +73,11 @@ def run(q: RetentionQuery, ctx: QueryContext, *, arrays: bool | None = None) -> 
         raise QueryError("start", f"must be {EARLIEST:%Y%m%d} or later")
     if q.end > LATEST:
         raise QueryError("end", f"must be {LATEST:%Y%m%d} or earlier")
-    new = q.start_event
-    if new.event_type == "_new" and (new.filters or new.group_by):
-        raise QueryError("se", "_new takes no filters or group-by: it is every user new in the range")
-    if new.event_type == "_new" and (q.segment.filters or q.segment.cohorts or q.segment.not_cohorts or q.group_by):
-        raise QueryError("se", "_new retention takes no segment or group-by here")
+    if q.start_event.event_type == "_new":
+        if q.start_event.filters or q.start_event.group_by:
+            raise QueryError("se", "_new takes no filters or group-by: it is every user new in the range")
+        if q.segment.filters or q.segment.cohorts or q.segment.not_cohorts or q.group_by:
+            raise QueryError("se", "_new retention takes no segment or group-by here")
     lo, hi = range_bounds(q.start, q.end)
     use_arrays = retention_arrays.applies(q) if arrays is None else arrays and retention_arrays.can_answer(q)
     if use_arrays:
@@ -112,13 +112,7 @@ def _cells_sql(
                 exp.func("date_trunc", exp.Literal.string(unit), col("first_local_time", "u")).as_("cohort"),
             )
             .from_(exp.to_table("users").as_("u"), copy=False)
-            .where(
-                and_(
-                    exp.EQ(this=col("pid", "u"), expression=c.bind(ctx.pid)),
-                    c.time_range(lo, hi, "first_local_time", "u"),
-                ),
-                copy=False,
-            )
+            .where(retention_arrays.new_in_range(c, ctx.pid, lo, hi), copy=False)
         )
     else:
         spec = retention_arrays.any_as_all(q.start_event)

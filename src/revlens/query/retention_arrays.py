@@ -14,7 +14,8 @@ every per-user figure is a plain array indexed by it:
 3. the (user, interval) pairs as a boolean matrix with one row per cohort member, rows ordered by
    cohort, so a cohort's counts are the column sums of its block of rows (`numpy.add.reduceat`).
 
-Same answers as the SQL form, which stays for group-bys, cohort segments and Return On (or
+The helpers both forms share (`any_as_all`, `new_in_range`, `return_bounds`, the row types) live
+here; retention.py imports them. Same answers as the SQL form, which stays for group-bys, cohort segments and Return On (or
 brackets) of one event type, where it is as quick (`applies`; the property tests run every query
 through both). The matrix takes members × intervals bytes: at most 120 MB for a million members and
 120 intervals.
@@ -62,6 +63,28 @@ def applies(q: RetentionQuery) -> bool:
     return can_answer(q) and (any_event or q.mode == RetentionMode.rolling)
 
 
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    """What the statements of one retention are built from: its compiler, the buckets' unit and
+    first bucket, the last interval asked, and the local range of starts [lo, hi)."""
+
+    c: Compiler
+    unit: str
+    anchor: datetime
+    horizon: int
+    lo: datetime
+    hi: datetime
+
+    def bucket(self, column: exp.Expression) -> exp.Expression:
+        """The number of the local bucket (day, week, month) of `column`, from the range's first."""
+        local_bucket = exp.func("date_trunc", exp.Literal.string(self.unit), column)
+        diff = exp.DateDiff(this=local_bucket, expression=self.c.bind(self.anchor), unit=exp.var(self.unit.upper()))
+        return exp.cast(diff, "INT")
+
+    def return_bounds(self, q: RetentionQuery) -> list[exp.Expression]:
+        return return_bounds(self.c, q, self.horizon, self.lo, self.hi, "e", first_seen=True)
+
+
 @dataclass(slots=True)
 class _Rows:
     """What the scan gives: the start rows (user, time, local bucket) and the return rows (user,
@@ -85,12 +108,11 @@ def cells(
 ) -> tuple[list[SizeRow], list[CountRow]]:
     """Cohort sizes and, per bracket, how many of each cohort returned: the rows retention.run
     turns into its response."""
-    c = ctx.compiler()
     anchor = truncate(lo, unit)
     horizon = max(b_hi for _, b_hi in brackets)
     window = q.interval * MICROS_PER_DAY
     reader = _new_user_rows if q.start_event.event_type == "_new" else _event_rows
-    rows = reader(q, ctx, c, unit, anchor, horizon, lo, hi)
+    rows = reader(q, ctx, _Scan(ctx.compiler(), unit, anchor, horizon, lo, hi))
     if rows is None:
         return [], []
 
@@ -163,37 +185,23 @@ def cells(
     return size_rows, count_rows
 
 
-def _bucket(c: Compiler, unit: str, anchor: datetime, column: exp.Expression) -> exp.Expression:
-    """The number of the local bucket (day, week, month) of `column`, from the range's first."""
-    local_bucket = exp.func("date_trunc", exp.Literal.string(unit), column)
-    return exp.cast(exp.DateDiff(this=local_bucket, expression=c.bind(anchor), unit=exp.var(unit.upper())), "INT")
-
-
 def _flag(condition: exp.Expression) -> exp.Expression:
     """A condition as a column: false, not NULL (masked), where it reads a missing property."""
     return exp.func("coalesce", paren(condition), exp.false())
 
 
-def _event_rows(
-    q: RetentionQuery,
-    ctx: QueryContext,
-    c: Compiler,
-    unit: str,
-    anchor: datetime,
-    horizon: int,
-    lo: datetime,
-    hi: datetime,
-) -> _Rows | None:
+def _event_rows(q: RetentionQuery, ctx: QueryContext, scan: _Scan) -> _Rows | None:
     """Starts and returns from one scan of `events`: every row that can be either."""
+    c = scan.c
     start_spec, ret_spec = any_as_all(q.start_event), any_as_all(q.return_event)
     # The constant bounds on local_time (they contain the range of starts) and, when both are the
     # same event, its conditions stay outside the OR, where the scan can skip row groups by them.
     where = [
         exp.EQ(this=col("pid"), expression=c.bind(ctx.pid)),
         exp.Not(this=exp.Is(this=col("user_idx"), expression=exp.null())),
-        *return_bounds(c, q, horizon, lo, hi, "e", first_seen=True),
+        *scan.return_bounds(q),
     ]
-    is_start = and_(c.time_range(lo, hi), *c.segment(q.segment))
+    is_start = and_(c.time_range(scan.lo, scan.hi), *c.segment(q.segment))
     is_return: exp.Expression | None = None  # None: every row read is a return
     if ret_spec == start_spec:
         where.append(c.event_match(start_spec))
@@ -205,11 +213,11 @@ def _event_rows(
         where.append(or_(paren(is_start.copy()), paren(is_return.copy())))
     columns: list[exp.Expression] = [col("user_idx").as_("u"), exp.func("epoch_us", col("time")).as_("t")]
     if q.calendar:
-        columns += [_bucket(c, unit, anchor, col("local_time")).as_("b"), _flag(is_start).as_("s")]
+        columns += [scan.bucket(col("local_time")).as_("b"), _flag(is_start).as_("s")]
     else:
         # The bucket only matters for starts: -1 marks every other row.
         start_bucket = exp.Case(
-            ifs=[exp.If(this=is_start, true=_bucket(c, unit, anchor, col("local_time")))],
+            ifs=[exp.If(this=is_start, true=scan.bucket(col("local_time")))],
             default=exp.Literal.number(-1),
         )
         columns.append(start_bucket.as_("c"))
@@ -240,45 +248,31 @@ def _event_rows(
     return _Rows(users[starts], times[starts], start_buckets, users[returns], times[returns], ret_buckets)
 
 
-def _new_user_rows(
-    q: RetentionQuery,
-    ctx: QueryContext,
-    c: Compiler,
-    unit: str,
-    anchor: datetime,
-    horizon: int,
-    lo: datetime,
-    hi: datetime,
-) -> _Rows | None:
+def _new_user_rows(q: RetentionQuery, ctx: QueryContext, scan: _Scan) -> _Rows | None:
     """Starts of `se=_new`, the users whose first event falls in the range (from `users`), and
     their returns (from `events`). Only rows of users first seen from a day before the range are
     read: an event's stored first seen time is never before its user's first event (that only
     moves earlier), whose local time is in the range, so its UTC time is at most 14 hours before
     the range starts."""
+    c = scan.c
     new_users = (
         exp.select(
             col("user_idx", "u").as_("u"),
             exp.func("epoch_us", col("first_time", "u")).as_("t"),
-            _bucket(c, unit, anchor, col("first_local_time", "u")).as_("c"),
+            scan.bucket(col("first_local_time", "u")).as_("c"),
             copy=False,
         )
         .from_(exp.to_table("users").as_("u"), copy=False)
-        .where(
-            and_(
-                exp.EQ(this=col("pid", "u"), expression=c.bind(ctx.pid)),
-                c.time_range(lo, hi, "first_local_time", "u"),
-            ),
-            copy=False,
-        )
+        .where(new_in_range(c, ctx.pid, scan.lo, scan.hi), copy=False)
     )
     starts = ctx.columns(c, new_users)
     if not len(starts["u"]):
         return None
     first_seen = col("user_first_time")
-    not_before = exp.GTE(this=first_seen, expression=c.bind(lo - timedelta(days=1)))
+    not_before = exp.GTE(this=first_seen, expression=c.bind(scan.lo - timedelta(days=1)))
     columns: list[exp.Expression] = [col("user_idx").as_("u"), exp.func("epoch_us", col("time")).as_("t")]
     if q.calendar:
-        columns.append(_bucket(c, unit, anchor, col("local_time")).as_("b"))
+        columns.append(scan.bucket(col("local_time")).as_("b"))
     returns = (
         exp.select(*columns, copy=False)
         .from_(exp.to_table("events").as_("e"), copy=False)
@@ -286,7 +280,7 @@ def _new_user_rows(
             and_(
                 c.event_match(any_as_all(q.return_event)),
                 exp.Not(this=exp.Is(this=col("user_idx"), expression=exp.null())),
-                *return_bounds(c, q, horizon, lo, hi, "e", first_seen=True),
+                *scan.return_bounds(q),
                 paren(or_(not_before, exp.Is(this=first_seen.copy(), expression=exp.null()))),
             ),
             copy=False,
@@ -301,6 +295,11 @@ def _new_user_rows(
         np.asarray(rets["t"]),
         np.asarray(rets["b"]) if q.calendar else None,
     )
+
+
+def new_in_range(c: Compiler, pid: int, lo: datetime, hi: datetime) -> exp.Expression:
+    """The users (table `u`) whose first event falls in the local range [lo, hi): `se=_new`."""
+    return and_(exp.EQ(this=col("pid", "u"), expression=c.bind(pid)), c.time_range(lo, hi, "first_local_time", "u"))
 
 
 def return_bounds(
